@@ -1,0 +1,269 @@
+"""The NAS-Bench-201 macro network in plain JAX, with the cell as *data*.
+
+Macro structure (as trained in the benchmark, ``xautodl`` ``TinyNetwork``)::
+
+    x in [0,1] -> (x - mean)/std -> Conv3x3(3→C)+BN
+      -> N cells at C -> ResBlock(C→2C, stride 2) -> N cells at 2C -> ResBlock(2C→4C, stride 2) -> N cells at 4C
+      -> BN -> ReLU -> global average pool -> Linear(4C → classes)
+
+Cell edge ops: ``none`` (zero), ``skip_connect`` (identity), ``nor_conv_1x1`` / ``nor_conv_3x3`` (ReLU→Conv→BN),
+``avg_pool_3x3`` (stride 1, pad 1, padding not counted). ResBlock: ReLU-Conv3×3(stride 2)-BN → ReLU-Conv3×3-BN, plus
+the shortcut AvgPool2×2 → Conv1×1; no activation after the sum.
+
+The parameters form a *supernet*: every edge holds weights for both convolutions, and ``apply(params, ops, x)``
+chooses each edge's op at run time with ``lax.switch`` on the op index. One compiled program therefore serves all
+15625 cells; unselected weights receive zero gradient, so they add nothing to an NTK.
+
+Initialisation (xautodl ``initialize_resnet``): conv weights ``N(0, 2/(k²·C_out))`` (Kaiming normal, fan-out,
+ReLU gain); BN γ = 1, β = 0; classifier weights ``N(0, 0.01²)``, bias 0. The parameters of a given edge and op do
+not depend on the other ops of the cell.
+
+BatchNorm modes (``NetworkConfig.bn_mode``):
+
+* ``"batch"`` (default; PyTorch train mode at init): ``y = γ (x − μ_B)/sqrt(σ²_B + ε) + β`` with the batch
+  statistics μ_B, σ²_B of the forward pass over the whole batch, *held constant for differentiation*
+  (``stop_gradient``). For per-sample Jacobians, compute them once with :func:`batch_statistics` and pass them to
+  :func:`apply`; each sample is then a function of its own input only.
+* ``"identity"`` (PyTorch eval mode at init, running mean 0, var 1): ``y = γ x/sqrt(1 + ε) + β``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from functools import partial
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .space import EDGES, NUM_EDGES
+
+Params = dict[str, Any]
+Stats = dict[str, Any]
+
+BN_MODES = ("batch", "identity")
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Static shape and behaviour of the network (hashable: it is a compile-time constant)."""
+
+    channels: int = 16
+    cells_per_stage: int = 5
+    num_classes: int = 10
+    input_size: int = 32
+    in_channels: int = 3
+    bn_mode: str = "batch"
+    bn_eps: float = 1e-5
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "cells_per_stage", "num_classes", "input_size", "in_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"NetworkConfig.{name} must be a positive int, got {value!r}")
+        if self.input_size % 4:
+            raise ValueError(f"input_size must be divisible by 4 (two stride-2 blocks), got {self.input_size}")
+        if self.bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {self.bn_mode!r}")
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise ValueError(f"mean/std need {self.in_channels} values each, got {self.mean!r} / {self.std!r}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.input_size, self.input_size, self.in_channels)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# initialisation
+def _conv_bn(w: jax.Array) -> Params:
+    shape = w.shape[:-4] + w.shape[-1:]
+    return {"w": w, "scale": jnp.asarray(np.ones(shape, np.float32)), "bias": jnp.asarray(np.zeros(shape, np.float32))}
+
+
+def init(key: jax.Array, config: NetworkConfig = NetworkConfig()) -> Params:
+    """Supernet parameters for ``config`` from the PRNG ``key`` (see the module docstring for the scheme).
+
+    All weights come from one draw ``z ~ N(0, I)`` of the total size, cut in a fixed order and scaled by each
+    layer's standard deviation (one small compiled program instead of one per layer shape).
+    """
+    c, n = config.channels, config.cells_per_stage
+    shapes: list[tuple[tuple[int, ...], float]] = [((3, 3, config.in_channels, c), math.sqrt(2.0 / (9 * c)))]
+    for s in range(3):
+        w = c * 2**s
+        shapes += [((n, NUM_EDGES, 1, 1, w, w), math.sqrt(2.0 / w)), ((n, NUM_EDGES, 3, 3, w, w), math.sqrt(2.0 / (9 * w)))]
+    for s in range(2):
+        cin, cout = c * 2**s, c * 2 ** (s + 1)
+        shapes += [((3, 3, cin, cout), math.sqrt(2.0 / (9 * cout))), ((3, 3, cout, cout), math.sqrt(2.0 / (9 * cout))),
+                   ((1, 1, cin, cout), math.sqrt(2.0 / cout))]
+    shapes.append(((4 * c, config.num_classes), 0.01))
+    sizes = [math.prod(shape) for shape, _ in shapes]
+    z = np.asarray(jax.random.normal(key, (sum(sizes),), jnp.float32))
+    offsets = [0] + list(itertools.accumulate(sizes))
+    arrays = [jnp.asarray(np.float32(std) * z[o:o + size].reshape(shape))
+              for (shape, std), o, size in zip(shapes, offsets, sizes)]
+    stem, *rest = arrays
+    stages = [{"conv1x1": _conv_bn(rest[2 * s]), "conv3x3": _conv_bn(rest[2 * s + 1])} for s in range(3)]
+    reductions = [{"conv_a": _conv_bn(rest[6 + 3 * s]), "conv_b": _conv_bn(rest[7 + 3 * s]), "shortcut": rest[8 + 3 * s]}
+                  for s in range(2)]
+    width = 4 * c
+    return {
+        "stem": _conv_bn(stem),
+        "stages": stages,
+        "reductions": reductions,
+        "head": {
+            "scale": jnp.asarray(np.ones(width, np.float32)),
+            "bias": jnp.asarray(np.zeros(width, np.float32)),
+            "w": rest[-1],
+            "b": jnp.asarray(np.zeros(config.num_classes, np.float32)),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# layers
+def _conv(x, w, stride: int = 1):
+    """Convolution as im2col + matmul: exact, and its per-sample weight gradients are plain batched matmuls."""
+    k, _, cin, cout = w.shape
+    pad = (k - 1) // 2
+    if k == 1:
+        return x[:, ::stride, ::stride, :] @ w.reshape(cin, cout)
+    patches = lax.conv_general_dilated_patches(
+        x, (k, k), (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )  # features ordered (cin, kh, kw)
+    return patches @ jnp.transpose(w, (2, 0, 1, 3)).reshape(cin * k * k, cout)
+
+
+def _batch_norm(x, scale, bias, stats, config: NetworkConfig):
+    """Returns ``(y, (mean, var))``; ``stats`` given → use them, else batch statistics (or 0/1 in identity mode)."""
+    if stats is not None:
+        mean, var = stats
+    elif config.bn_mode == "batch":
+        mean = lax.stop_gradient(jnp.mean(x, axis=(0, 1, 2)))
+        var = lax.stop_gradient(jnp.var(x, axis=(0, 1, 2)))
+    else:
+        mean = jnp.zeros(x.shape[-1], x.dtype)
+        var = jnp.ones(x.shape[-1], x.dtype)
+    y = (x - mean) * lax.rsqrt(var + config.bn_eps) * scale + bias
+    return y, (mean, var)
+
+
+def _relu_conv_bn(x, p, stats, config, stride: int = 1):
+    return _batch_norm(_conv(jax.nn.relu(x), p["w"], stride), p["scale"], p["bias"], stats, config)
+
+
+def _avg_pool_3x3(x):
+    """3×3 average pool, stride 1, pad 1, padding not counted (``count_include_pad=False``)."""
+    window, strides, pad = (1, 3, 3, 1), (1, 1, 1, 1), [(0, 0), (1, 1), (1, 1), (0, 0)]
+    total = lax.reduce_window(x, 0.0, lax.add, window, strides, pad)
+    count = lax.reduce_window(jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype), 0.0, lax.add, window, strides, pad)
+    return total / count
+
+
+def _edge(op, x, p, stats, config):
+    """One edge: ``lax.switch`` on the op index. Returns ``(y, {"conv1x1": (μ, σ²), "conv3x3": (μ, σ²)})``."""
+    zero_stats = (jnp.zeros(x.shape[-1], x.dtype), jnp.ones(x.shape[-1], x.dtype))
+
+    def conv_branch(name):
+        def run(x):
+            y, s = _relu_conv_bn(x, p[name], None if stats is None else stats[name], config)
+            out = {"conv1x1": zero_stats, "conv3x3": zero_stats}
+            out[name] = s
+            return y, out
+
+        return run
+
+    def plain(fn):
+        return lambda x: (fn(x), {"conv1x1": zero_stats, "conv3x3": zero_stats})
+
+    branches = [
+        plain(jnp.zeros_like),
+        plain(lambda x: x),
+        conv_branch("conv1x1"),
+        conv_branch("conv3x3"),
+        plain(_avg_pool_3x3),
+    ]
+    return lax.switch(op, branches, x)
+
+
+_SOURCES = tuple(src for src, _ in EDGES)
+_TARGETS = tuple(dst for _, dst in EDGES)
+
+
+def _cell(x, ops, p, stats, config):
+    """Node ``j = Σ_{i<j} op_{i→j}(node i)``, as a ``lax.scan`` over the 6 edges (in string order every edge's
+    source is complete before it is read), so the edge program is traced once per stage, not six times."""
+    nodes = jnp.zeros((4,) + x.shape, x.dtype).at[0].set(x)
+
+    def edge(nodes, inputs):
+        op, src, dst, p_e, s_e = inputs
+        y, s = _edge(op, nodes[src], p_e, s_e, config)
+        return nodes.at[dst].add(y), s
+
+    xs = (ops, jnp.asarray(_SOURCES), jnp.asarray(_TARGETS), p, stats)
+    nodes, edge_stats = lax.scan(edge, nodes, xs)
+    return nodes[3], edge_stats
+
+
+def _stage(x, ops, p, stats, config):
+    """``N`` cells sharing one arch, scanned over their stacked parameters."""
+
+    def body(h, inputs):
+        p_cell, s_cell = inputs
+        return _cell(h, ops, p_cell, s_cell, config)
+
+    return lax.scan(body, x, (p, stats))
+
+
+def _reduction(x, p, stats, config):
+    sa = sb = None
+    if stats is not None:
+        sa, sb = stats["conv_a"], stats["conv_b"]
+    a, sa = _relu_conv_bn(x, p["conv_a"], sa, config, stride=2)
+    b, sb = _relu_conv_bn(a, p["conv_b"], sb, config)
+    pooled = lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+    return _conv(pooled, p["shortcut"]) + b, {"conv_a": sa, "conv_b": sb}
+
+
+def _forward(params: Params, ops, x, config: NetworkConfig, stats: Stats | None):
+    ops = jnp.asarray(ops, jnp.int32)
+    x = (x - jnp.asarray(config.mean, x.dtype)) / jnp.asarray(config.std, x.dtype)
+    get = (lambda k: None) if stats is None else stats.__getitem__
+    h, s_stem = _batch_norm(_conv(x, params["stem"]["w"]), params["stem"]["scale"], params["stem"]["bias"],
+                            get("stem"), config)
+    s_stages, s_reds = [], []
+    for i in range(3):
+        h, s = _stage(h, ops, params["stages"][i], None if stats is None else stats["stages"][i], config)
+        s_stages.append(s)
+        if i < 2:
+            h, s = _reduction(h, params["reductions"][i], None if stats is None else stats["reductions"][i], config)
+            s_reds.append(s)
+    head = params["head"]
+    h, s_head = _batch_norm(h, head["scale"], head["bias"], get("head"), config)
+    h = jnp.mean(jax.nn.relu(h), axis=(1, 2))
+    logits = h @ head["w"] + head["b"]
+    return logits, {"stem": s_stem, "stages": s_stages, "reductions": s_reds, "head": s_head}
+
+
+@partial(jax.jit, static_argnames="config")
+def batch_statistics(params: Params, ops, x: jax.Array, config: NetworkConfig = NetworkConfig()) -> Stats:
+    """BatchNorm (mean, variance) of every BN layer in the forward pass of the batch ``x`` (constants: no gradient)."""
+    return lax.stop_gradient(_forward(params, ops, x, config, None)[1])
+
+
+@partial(jax.jit, static_argnames="config")
+def apply(params: Params, ops, x: jax.Array, config: NetworkConfig = NetworkConfig(),
+          stats: Stats | None = None) -> jax.Array:
+    """Logits ``f(x; W)`` of shape ``(B, classes)`` for images ``x`` ``(B, H, W, C)`` in [0, 1].
+
+    ``ops`` is the cell's 6 op indices (an ``Arch.ops`` tuple or an int array — data, not structure). In
+    ``bn_mode="batch"``, BN uses ``stats`` when given (from :func:`batch_statistics`), else those of ``x`` itself.
+    """
+    return _forward(params, ops, x, config, stats)[0]

@@ -1,0 +1,235 @@
+"""Score an architecture (or any JAX model): batch → attacks → empirical NTKs → theory scores.
+
+One call of :class:`Scorer` on a cell runs, with a single PRNG seed fixing the initialisation, the batch and the
+attack noise (so every cell of a ranking sees the same weights of the shared supernet and the same images):
+
+1. ``X, y``: a class-balanced batch (or uniform random inputs when ``inputs="random"``);
+2. ``A(X)`` by PGD (or FGSM) with the true labels, and ``A(A(X))`` (radius 2ε around ``X``, see :mod:`.attack`);
+3. the five NTKs ``K, K̃_ε, K̄_ε, K̃_2ε, K̄_2ε`` in one compiled program (:func:`ntkscore.ntk.ntk_pairs`);
+4. ``K_all(β)``, ``K̃_all(β)`` for each ``β`` and :func:`ntkscore.theory.spectral_scores` of every symmetric kernel.
+
+Metric names are ``"<kernel>.<quantity>"``, e.g. ``"K.lambda_min"``, ``"K_rob.bound"``, ``"K_rob_all@0.5.condition"``
+(``K_rob`` = K̃_ε, ``K_rob2`` = K̃_2ε, ``K_all@β`` = K_all(β), ``K_rob_all@β`` = K̃_all(β)).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import attack, cost, data, network, theory
+from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
+from .space import OPS, Arch, as_arch
+
+KERNEL_PAIRS: dict[str, tuple[int, int]] = {
+    "K": (0, 0), "K_rob": (1, 1), "K_cross": (0, 1), "K_rob2": (2, 2), "K_cross2": (1, 2)
+}
+KERNEL_SETS = {"clean": ("K",), "robust": ("K", "K_rob", "K_cross"), "all": tuple(KERNEL_PAIRS)}
+DEFAULT_SCORE = "K_rob_all@1.lambda_min"
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Everything that determines a score besides the architecture. Hashable; stored with every result."""
+
+    dataset: str = "cifar10"
+    batch_size: int = 32
+    seed: int = 0
+    kernels: str = "all"
+    betas: tuple[float, ...] = (0.0, 0.5, 1.0)
+    attack: str = "pgd"
+    eps: float = 8 / 255
+    step_size: float = 2 / 255
+    steps: int = 7
+    output: str = "trace"
+    bn_mode: str = "batch"
+    inputs: str = "data"
+    logit_chunk: int = 10
+    channels: int = 16
+    cells_per_stage: int = 5
+    input_size: int | None = None
+    primary: str = DEFAULT_SCORE
+
+    def __post_init__(self) -> None:
+        data.dataset_info(self.dataset)
+        if self.kernels not in KERNEL_SETS:
+            raise ValueError(f"kernels must be one of {tuple(KERNEL_SETS)}, got {self.kernels!r}")
+        if self.attack not in ("pgd", "fgsm"):
+            raise ValueError(f"attack must be 'pgd' or 'fgsm', got {self.attack!r}")
+        if self.output not in OUTPUT_MODES:
+            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
+        if self.inputs not in ("data", "random"):
+            raise ValueError(f"inputs must be 'data' or 'random', got {self.inputs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise ValueError(f"batch_size must be an int ≥ 2 (a kernel needs two samples), got {self.batch_size!r}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        for b in self.betas:
+            if not 0.0 <= b <= 1.0:
+                raise ValueError(f"each beta must be in [0, 1], got {b}")
+        attack.validate(self.eps, self.step_size, self.steps)
+
+    def network_config(self) -> network.NetworkConfig:
+        info = data.dataset_info(self.dataset)
+        return network.NetworkConfig(channels=self.channels, cells_per_stage=self.cells_per_stage,
+                                     num_classes=info.num_classes, input_size=self.input_size or info.input_size,
+                                     bn_mode=self.bn_mode, mean=info.mean, std=info.std)
+
+
+@dataclass(frozen=True)
+class Score:
+    """Scores of one architecture: ``metrics`` maps ``"<kernel>.<quantity>"`` to a float64 value."""
+
+    arch: str | None
+    metrics: Mapping[str, float]
+    flags: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = float("nan")
+
+    @property
+    def value(self) -> float:
+        """The primary score (``settings["primary"]``, by default :data:`DEFAULT_SCORE`)."""
+        return self.metrics[self.settings.get("primary", DEFAULT_SCORE)]
+
+    def __getitem__(self, name: str) -> float:
+        return self.metrics[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, **dict(self.metrics), "flags": ";".join(self.flags), "seconds": self.seconds,
+                **{f"setting.{k}": v for k, v in self.settings.items()}}
+
+
+@dataclass(frozen=True)
+class CellNetwork:
+    """The NB201 network as ``apply_fn(params, x, ctx)`` with ``ctx = (ops, bn_stats or None)`` (hashable)."""
+
+    config: network.NetworkConfig
+
+    def __call__(self, params, x, ctx):
+        ops, stats = ctx
+        return network.apply(params, ops, x, self.config, stats)
+
+
+def kernel_scores(kernels: Mapping[str, np.ndarray], labels, num_classes: int, betas=(0.0, 0.5, 1.0),
+                  output: str = "trace") -> tuple[dict[str, float], tuple[str, ...]]:
+    """Theory scores of the symmetric and mixed kernels, with flags for zero, singular or non-finite kernels."""
+    flags: list[str] = []
+    ks = {}
+    for name, k in kernels.items():
+        k = np.asarray(k, np.float64)
+        if not np.all(np.isfinite(k)):
+            flags.append(f"nonfinite:{name}")
+            k = np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
+        ks[name] = k
+    symmetric = {n: ks[n] for n in ("K", "K_rob", "K_rob2") if n in ks}
+    for b in betas:
+        if "K_cross" in ks:
+            symmetric[f"K_all@{b:g}"] = theory.clean_accuracy_kernel(ks["K"], ks["K_cross"], ks["K_rob"], b)
+        if "K_cross2" in ks:
+            symmetric[f"K_rob_all@{b:g}"] = theory.robust_accuracy_kernel(ks["K_rob"], ks["K_cross2"], ks["K_rob2"], b)
+    n_samples = len(np.asarray(labels))
+    metrics: dict[str, float] = {}
+    for name, k in symmetric.items():
+        targets = theory.one_hot_targets(labels, num_classes, k.shape[0]) if output != "sum" else \
+            np.ones((k.shape[0], 1))
+        s = theory.spectral_scores(k, targets, num_samples=n_samples)
+        metrics.update({f"{name}.{q}": v for q, v in s.items()})
+        if s["lambda_max"] <= 0.0:
+            flags.append(f"zero_kernel:{name}")
+        elif s["lambda_min"] <= theory.ridge(k):
+            flags.append(f"singular:{name}")
+    return metrics, tuple(flags)
+
+
+def _adversarial_batches(apply_fn, params, x, y, ctx, key, s: ScoreSettings) -> tuple[jax.Array, jax.Array]:
+    k1, k2 = jax.random.split(key)
+    if s.attack == "fgsm":
+        once = attack.fgsm(apply_fn, params, x, y, ctx, s.eps)
+        return once, attack.fgsm(apply_fn, params, once, y, ctx, s.eps)
+    once = attack.pgd(apply_fn, params, x, y, ctx, k1, s.eps, s.step_size, s.steps)
+    return once, attack.pgd(apply_fn, params, once, y, ctx, k2, s.eps, s.step_size, s.steps)
+
+
+def _kernels(apply_fn, params, x, y, make_ctx: Callable, attack_ctx, key, s: ScoreSettings) -> dict[str, np.ndarray]:
+    names = KERNEL_SETS[s.kernels]
+    xs = [x]
+    if len(names) > 1:
+        xs.extend(_adversarial_batches(apply_fn, params, x, y, attack_ctx, key, s))
+        if s.kernels == "robust":
+            xs = xs[:2]
+    ctxs = [make_ctx(b) for b in xs]
+    pairs = tuple(KERNEL_PAIRS[n] for n in names)
+    out = ntk_pairs(apply_fn, params, xs, ctxs, pairs, s.output, s.logit_chunk)
+    return {n: np.asarray(k, np.float64) for n, k in zip(names, out)}
+
+
+class Scorer:
+    """Scores NB201 cells with fixed settings: one initialisation, one batch, one compiled program for all cells."""
+
+    def __init__(self, settings: ScoreSettings = ScoreSettings(), data_dir=None, images=None):
+        self.settings = settings
+        self.config = settings.network_config()
+        self.apply_fn = CellNetwork(self.config)
+        k_init, k_batch, self._attack_key = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
+        self.params = network.init(k_init, self.config)
+        info = data.dataset_info(settings.dataset)
+        if settings.inputs == "random":
+            self.x, self.y = data.random_batch(k_batch, settings.batch_size, self.config.input_shape, info.num_classes)
+        else:
+            self.x, self.y = data.load_batch(k_batch, settings.batch_size, settings.dataset, data_dir, images)
+            if self.x.shape[1:] != self.config.input_shape:
+                raise ValueError(f"images have shape {self.x.shape[1:]}; {settings.dataset} expects "
+                                 f"{self.config.input_shape}")
+
+    def __call__(self, arch: Arch | str) -> Score:
+        arch = as_arch(arch)
+        start = time.perf_counter()
+        ops = jnp.asarray(arch.ops, jnp.int32)
+        if self.config.bn_mode == "batch":
+            make_ctx = lambda b: (ops, network.batch_statistics(self.params, ops, b, self.config))  # noqa: E731
+        else:
+            make_ctx = lambda b: (ops, None)  # noqa: E731
+        kernels = _kernels(self.apply_fn, self.params, self.x, self.y, make_ctx, (ops, None), self._attack_key,
+                           self.settings)
+        metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
+                                       self.settings.output)
+        metrics["params"] = float(cost.num_params(arch, self.config))
+        metrics["flops"] = float(cost.flops(arch, self.config))
+        if arch.is_dead:
+            flags = ("dead_cell",) + flags
+        elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
+            flags = ("parameter_free_cell",) + flags
+        return Score(arch.to_string(), metrics, flags, asdict(self.settings), time.perf_counter() - start)
+
+
+def score(arch: Arch | str, data_dir=None, images=None, **settings) -> Score:
+    """Score one NB201 cell: ``ntkscore.score("|nor_conv_3x3~0|+...")``. Keyword arguments are :class:`ScoreSettings`."""
+    return Scorer(ScoreSettings(**settings), data_dir=data_dir, images=images)(arch)
+
+
+def score_model(apply_fn: Callable[[Any, jax.Array], jax.Array], params, x, y, *, key=None, **settings) -> Score:
+    """Score any JAX model ``apply_fn(params, x) -> logits`` on inputs ``x`` in [0, 1] with integer labels ``y``.
+
+    Each sample is evaluated alone, ``apply_fn(params, x[None])`` (batch-dependent layers see a batch of one).
+    ``settings`` are :class:`ScoreSettings` fields (network-shape fields are ignored).
+    """
+    s = replace(ScoreSettings(), **settings)
+    x = jnp.asarray(x, jnp.float32)
+    y = jnp.asarray(y, jnp.int32)
+    if x.ndim < 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"x must be (n, ...) and y (n,) integer labels; got x {x.shape} and y {y.shape}")
+    try:
+        out = jax.eval_shape(apply_fn, params, x[:1])
+    except Exception as err:
+        raise ValueError(f"apply_fn(params, x) failed on one sample of shape {x.shape[1:]}: {err}") from None
+    if len(out.shape) != 2:
+        raise ValueError(f"apply_fn must return logits of shape (n, classes), got {out.shape}")
+    fn = _NoContext(apply_fn)
+    key = jax.random.PRNGKey(s.seed) if key is None else key
+    kernels = _kernels(fn, params, x, y, lambda b: None, None, key, s)
+    metrics, flags = kernel_scores(kernels, np.asarray(y), out.shape[1], s.betas, s.output)
+    return Score(None, metrics, flags, asdict(s))

@@ -1,0 +1,21 @@
+"""Shared fixtures: the data directory and one tiny network configuration (C=4, N=1, 8×8) for most tests."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ntkscore.network import NetworkConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = NetworkConfig(channels=4, cells_per_stage=1, input_size=8)
+TINY_SETTINGS = dict(channels=4, cells_per_stage=1, input_size=8, inputs="random", batch_size=6, steps=2)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``$NTKSCORE_DATA`` or ``../shared/data`` next to the repository; tests needing it skip without it."""
+    path = Path(os.environ.get("NTKSCORE_DATA", ROOT.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"benchmark data not found at {path} (set NTKSCORE_DATA)")
+    return path

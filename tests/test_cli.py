@@ -1,0 +1,37 @@
+import json
+
+import pytest
+
+from ntkscore.cli import main
+
+TINY_ARGS = ["--channels", "4", "--cells", "1", "--batch-size", "6", "--steps", "2", "--inputs", "random"]
+
+
+def test_space_show_and_list(capsys):
+    assert main(["space", "show", "3,3,3,3,3,3", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["params"] == 1531546 and info["dead"] is False
+    assert main(["space", "list", "--unique", "--limit", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert main(["space", "canonical", "|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|"]) == 0
+    assert capsys.readouterr().out.strip().startswith("|")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["space", "show", "|foo~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown op 'foo'"),
+    (["space", "show"], "give one or more architectures"),
+    (["score", "1,2,3"], "has 6 edges, got 3"),
+    (["score", "--batch-size", "1", "--inputs", "random"], "batch_size must be an int"),
+    (["score", "--data", "/nonexistent/dir"], "does not exist"),
+])
+def test_errors_are_one_clear_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ntkscore: error:") and message in err and "Traceback" not in err
+
+
+def test_score_json(capsys, monkeypatch):
+    monkeypatch.setenv("NTKSCORE_CACHE", "off")
+    assert main(["score", "--json", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["arch"].startswith("|nor_conv_3x3~0|") and row["K_rob_all@1.lambda_min"] > 0

@@ -1,0 +1,87 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import TINY_SETTINGS
+from ntkscore import ntk
+from ntkscore.score import Score, Scorer, ScoreSettings, score, score_model
+
+MIXED = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+DEAD = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+PARAM_FREE = "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|"
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer(ScoreSettings(**TINY_SETTINGS))
+
+
+def test_scores_are_finite_deterministic_and_one_program(scorer):
+    before = ntk.ntk_pairs._cache_size()
+    a = scorer(MIXED)
+    after_first = ntk.ntk_pairs._cache_size()
+    b = Scorer(ScoreSettings(**TINY_SETTINGS))(MIXED)
+    for cell in (DEAD, PARAM_FREE, "|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"):
+        scorer(cell)
+    assert ntk.ntk_pairs._cache_size() - before <= 1 and ntk.ntk_pairs._cache_size() == after_first
+    assert a.metrics == b.metrics
+    assert all(np.isfinite(v) for v in a.metrics.values())
+    assert a.value == a.metrics["K_rob_all@1.lambda_min"] > 0
+    assert {"K.lambda_min", "K_rob.bound", "K_all@0.5.condition", "K_rob_all@0.trace", "params", "flops"} <= set(a.metrics)
+    row = a.to_dict()
+    assert row["arch"] == MIXED and row["setting.batch_size"] == 6
+
+
+def test_different_seeds_differ():
+    a = score(MIXED, **TINY_SETTINGS, seed=0)
+    b = score(MIXED, **TINY_SETTINGS, seed=1)
+    assert a.metrics["K.lambda_min"] != b.metrics["K.lambda_min"]
+
+
+def test_dead_and_parameter_free_cells_are_flagged_not_nan(scorer):
+    dead, free = scorer(DEAD), scorer(PARAM_FREE)
+    for s in (dead, free):
+        assert all(np.isfinite(v) for v in s.metrics.values()), s.metrics
+    assert dead.flags[0] == "dead_cell" and any(f.startswith("singular:") for f in dead.flags)
+    assert free.flags[0] == "parameter_free_cell"
+
+
+def test_kernel_relations_hold(scorer):
+    s = scorer(MIXED)
+    # K_all(0) is K, K_all(1) is K̃_ε, K̃_all(0) is K̃_ε, K̃_all(1) is K̃_2ε
+    assert s["K_all@0.lambda_min"] == s["K.lambda_min"]
+    assert s["K_all@1.trace"] == s["K_rob.trace"] == s["K_rob_all@0.trace"]
+    assert s["K_rob_all@1.bound"] == s["K_rob2.bound"]
+
+
+def test_clean_only_and_fgsm_settings():
+    clean = score(MIXED, **TINY_SETTINGS, kernels="clean")
+    assert "K_rob.lambda_min" not in clean.metrics and "K.lambda_min" in clean.metrics
+    fgsm = score(MIXED, **TINY_SETTINGS, attack="fgsm")
+    assert np.isfinite(fgsm.value)
+
+
+def test_score_model_on_any_jax_model():
+    def mlp(params, x):
+        return jnp.tanh(x.reshape(x.shape[0], -1) @ params["w"]) @ params["v"]
+
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (12, 32)) / 4,
+              "v": jax.random.normal(jax.random.PRNGKey(1), (32, 3)) / 6}
+    x = jax.random.uniform(jax.random.PRNGKey(2), (6, 2, 2, 3))
+    s = score_model(mlp, params, x, jnp.arange(6) % 3, steps=3)
+    assert isinstance(s, Score) and np.isfinite(s.value) and s.arch is None
+    with pytest.raises(ValueError, match="y \\(n,\\) integer labels"):
+        score_model(mlp, params, x, jnp.arange(5))
+    with pytest.raises(ValueError, match="apply_fn\\(params, x\\) failed"):
+        score_model(lambda p, x: x @ p["w"], params, x, jnp.arange(6) % 3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=1), "batch_size must be an int ≥ 2"), (dict(kernels="some"), "kernels must be one of"),
+    (dict(betas=(0.5, 2.0)), "each beta must be in"), (dict(dataset="mnist"), "unknown dataset"),
+    (dict(attack="cw"), "attack must be"), (dict(output="diag"), "output must be one of"),
+])
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ScoreSettings(**kwargs)
