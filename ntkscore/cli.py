@@ -35,7 +35,7 @@ def _parse_arch(text: str):
 def _add_score_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scoring settings")
     g.add_argument("--dataset", default="cifar10", help="cifar10 (default), cifar100 or ImageNet16-120")
-    g.add_argument("--batch-size", type=int, default=32, help="images in the NTK batch (default 32)")
+    g.add_argument("--batch-size", type=int, default=16, help="images in the NTK batch (default 16)")
     g.add_argument("--seed", type=int, default=0, help="PRNG seed: initialisation, batch and attack noise")
     g.add_argument("--kernels", choices=["clean", "robust", "all"], default="all",
                    help="clean: K only; robust: + K̃_ε, K̄_ε; all (default): + K̃_2ε, K̄_2ε")
@@ -114,6 +114,71 @@ def cmd_space(args) -> int:
     return 0
 
 
+def cmd_rank(args) -> int:
+    from tqdm import tqdm
+
+    from .rank import rank, read_arch_file, select_archs
+    from .score import Scorer
+
+    archs = read_arch_file(args.archs) if args.archs else None
+    archs = select_archs(None if args.all else args.sample, args.sample_seed, archs)
+    scorer = Scorer(_settings(args), data_dir=args.data)
+    bar = tqdm(total=len(archs), unit="cell", desc="ranking", file=sys.stderr, dynamic_ncols=True)
+    new = 0
+    try:
+        for result in rank(archs, scorer, args.out, resume=args.resume):
+            bar.update(1)
+            new += result is not None
+    finally:
+        bar.close()
+    print(f"{new} new cells scored; {len(archs)} in {args.out}")
+    return 0
+
+
+def cmd_correlate(args) -> int:
+    import pandas as pd
+
+    from . import benchmarks, cost, evaluate
+    from .data import data_dir
+    from .space import Arch
+
+    scores = pd.read_csv(args.scores)
+    if "arch" not in scores.columns:
+        raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
+    root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
+    robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
+    nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
+    tables = [benchmarks.load_robbench_csv(robbench, args.metrics or benchmarks.ROBBENCH_METRICS)]
+    tables.append(benchmarks.load_table(nb201, ["test_acc"])[["arch_str", "test_acc"]])
+    joined = scores
+    for table in tables:
+        joined = evaluate.join(joined, table)
+    archs = [Arch.from_string(a) for a in joined["arch"]]
+    joined["baseline.params"] = [cost.num_params(a) for a in archs]
+    joined["baseline.flops"] = [cost.flops(a) for a in archs]
+    baselines = ["baseline.params", "baseline.flops"]
+    proxies = args.proxies if args.proxies is not None else (root / "zero_cost" / "nb201_cifar10_proxies.csv")
+    if str(proxies) != "none":
+        table = benchmarks.load_table(proxies)
+        names = [c for c in table.columns if c not in ("arch_index", "arch_str", "flops", "params")]
+        table = table.rename(columns={c: f"proxy.{c}" for c in names})[["arch_str"] + [f"proxy.{c}" for c in names]]
+        joined = evaluate.join(joined, table)
+        baselines += [f"proxy.{c}" for c in names]
+    metrics = list(args.metrics or benchmarks.ROBBENCH_METRICS) + ["test_acc"]
+    columns = args.score or [c for c in scores.columns if "." in c and not c.startswith("setting.")]
+    table = evaluate.correlate(joined, columns + baselines, metrics, n_boot=args.bootstrap, seed=0)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "correlations.csv", index=False)
+    (out / "correlations.md").write_text(evaluate.to_markdown(table) + "\n")
+    for metric in args.plot_metric:
+        evaluate.plot_rank_rank(joined, args.plot or columns[:6] + baselines[:3], metric, out / f"rank_rank_{metric}.png")
+    view = table[table.metric == metrics[0]].sort_values("kendall_tau", ascending=False)
+    print(f"{len(joined)} cells joined; correlations with {metrics[0]} (all metrics in {out}/correlations.md):")
+    print(view[["score", "n", "kendall_tau", "tau_lo", "tau_hi", "spearman_rho", "top5%"]].to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ntkscore", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"ntkscore {__version__}")
@@ -132,6 +197,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per cell instead of a table")
     _add_score_options(p)
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("rank", help="score many cells into a resumable CSV (progress bar with rate and ETA)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--sample", type=int, default=16, help="seeded sample of unique cells (default 16)")
+    which.add_argument("--all", action="store_true", help="all 6466 unique cells")
+    which.add_argument("--archs", help="file with one NB201 string per line")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of the cell sample")
+    p.add_argument("--out", default="runs/scores.csv", help="CSV to append to (default runs/scores.csv)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip cells already in --out (default on)")
+    _add_score_options(p)
+    p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser("correlate", help="correlate a score file with NAS-RobBench-201 / NAS-Bench-201 accuracies")
+    p.add_argument("scores", help="CSV written by 'ntkscore rank'")
+    p.add_argument("--data", default=None, help="data directory with nasrobbench201/, nb201/, zero_cost/")
+    p.add_argument("--robbench", help="NAS-RobBench-201 CSV (default DATA/nasrobbench201/cifar10.csv)")
+    p.add_argument("--nb201", help="NB201 clean accuracy CSV (default DATA/nb201/cifar10_clean_acc.csv)")
+    p.add_argument("--proxies", help="zero-cost proxy CSV (default DATA/zero_cost/nb201_cifar10_proxies.csv; "
+                   "'none' to skip)")
+    p.add_argument("--metrics", nargs="+", help="benchmark metrics (default: all six NAS-RobBench-201 columns)")
+    p.add_argument("--score", nargs="+", help="score columns (default: every metric column of the file)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the τ CI (0: none)")
+    p.add_argument("--plot", nargs="+", help="score columns to plot (default: the first six and baselines)")
+    p.add_argument("--plot-metric", nargs="+", default=["val_pgd_8.0_acc"], help="metrics to plot against")
+    p.add_argument("--out-dir", default="runs/correlate", help="where tables and plots go")
+    p.set_defaults(func=cmd_correlate)
     return parser
 
 
@@ -141,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "space":
             _enable_compilation_cache()
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"ntkscore: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

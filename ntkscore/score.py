@@ -38,7 +38,7 @@ class ScoreSettings:
     """Everything that determines a score besides the architecture. Hashable; stored with every result."""
 
     dataset: str = "cifar10"
-    batch_size: int = 32
+    batch_size: int = 16
     seed: int = 0
     kernels: str = "all"
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)

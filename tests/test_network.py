@@ -11,6 +11,7 @@ from ntkscore import cost, network
 from ntkscore.space import OPS, Arch, all_archs
 
 BEST = Arch((3,) * 6)
+apply = jax.jit(network.apply, static_argnames="config")
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +41,12 @@ def test_avg_pool_does_not_count_padding():
 def test_per_sample_with_batch_statistics_equals_the_batch_forward(tiny):
     params, x = tiny
     ops = jnp.asarray((3, 2, 4, 1, 3, 2))
-    full = network.apply(params, ops, x, TINY)
+    full = apply(params, ops, x, config=TINY)
     stats = network.batch_statistics(params, ops, x, TINY)
-    rows = [network.apply(params, ops, x[i:i + 1], TINY, stats)[0] for i in range(x.shape[0])]
+    rows = [apply(params, ops, x[i:i + 1], config=TINY, stats=stats)[0] for i in range(x.shape[0])]
     np.testing.assert_allclose(np.stack(rows), full, rtol=1e-5, atol=1e-6)
     # without the batch statistics a single sample normalises by itself: a different function
-    alone = network.apply(params, ops, x[:1], TINY)[0]
+    alone = apply(params, ops, x[:1], config=TINY)[0]
     assert not np.allclose(alone, full[0], atol=1e-4)
 
 
@@ -53,9 +54,9 @@ def test_bn_modes_differ_and_identity_mode_is_batch_independent(tiny):
     params, x = tiny
     ident = network.NetworkConfig(channels=4, cells_per_stage=1, input_size=8, bn_mode="identity")
     ops = jnp.asarray(BEST.ops)
-    a = network.apply(params, ops, x, ident)
-    np.testing.assert_allclose(network.apply(params, ops, x[:2], ident), a[:2], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(a, network.apply(params, ops, x, TINY), atol=1e-4)
+    a = apply(params, ops, x, config=ident)
+    np.testing.assert_allclose(apply(params, ops, x[:2], config=ident), a[:2], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(a, apply(params, ops, x, config=TINY), atol=1e-4)
 
 
 def test_cell_output_is_zero_exactly_for_dead_cells(tiny):
@@ -127,8 +128,8 @@ def test_real_shape_one_compilation_for_fifty_cells():
     cfg = network.NetworkConfig()
     params = network.init(jax.random.PRNGKey(0), cfg)
     x = jax.random.uniform(jax.random.PRNGKey(1), (8, 32, 32, 3))
-    forward = network.apply
-    before = forward._cache_size()
+    forward = jax.jit(network.apply, static_argnames="config")
+    before = forward._cache_size()  # jit caches are shared by wrappers of the same function
     cells = list(all_archs())[::311]
     assert len(cells) >= 50
     for arch in cells:

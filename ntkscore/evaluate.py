@@ -1,0 +1,119 @@
+"""Rank correlations of scores with benchmark accuracies: Kendall τ (with a bootstrap CI), Spearman ρ, top-k%
+precision and the accuracy of the top-1 pick; Markdown/CSV tables and rank-rank plots.
+
+Scores and benchmarks are joined on the isomorphism key of the cell (:meth:`ntkscore.space.Arch.canonical_string`),
+so a score of any member of a class meets the benchmark row of that class. Higher score = predicted better; for
+quantities where lower is better (condition number, bound) :func:`oriented` flips the sign.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau, spearmanr
+
+from .benchmarks import canonical_keys
+
+LOWER_IS_BETTER = ("condition", "bound")
+TOP_FRACTIONS = (0.01, 0.05, 0.10)
+
+
+def oriented(name: str, values) -> np.ndarray:
+    """``values`` signed so that larger means predicted-better (condition numbers and bound terms negated)."""
+    v = np.asarray(values, np.float64)
+    return -v if name.rsplit(".", 1)[-1] in LOWER_IS_BETTER else v
+
+
+def join(scores: pd.DataFrame, benchmark: pd.DataFrame, arch_column: str = "arch") -> pd.DataFrame:
+    """Inner join on the isomorphism key; benchmark rows of one class are collapsed to the first."""
+    left = scores.assign(_key=canonical_keys(scores[arch_column]))
+    right = benchmark.assign(_key=canonical_keys(benchmark["arch_str"])).drop_duplicates("_key")
+    right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "_key"])
+    return left.merge(right, on="_key", how="inner").drop(columns="_key")
+
+
+def top_k_precision(score, target, fraction: float) -> float:
+    """|top-k by score ∩ top-k by target| / k with k = max(1, round(fraction·n))."""
+    n = len(score)
+    k = max(1, int(round(fraction * n)))
+    top_s = set(np.argsort(-np.asarray(score), kind="stable")[:k])
+    top_t = set(np.argsort(-np.asarray(target), kind="stable")[:k])
+    return len(top_s & top_t) / k
+
+
+def bootstrap_kendall(score, target, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of Kendall τ over cells resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    score, target = np.asarray(score), np.asarray(target)
+    taus = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(score), len(score))
+        tau = kendalltau(score[idx], target[idx]).statistic
+        if np.isfinite(tau):
+            taus.append(tau)
+    if not taus:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(taus, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def correlate(joined: pd.DataFrame, score_columns, metric_columns, n_boot: int = 1000,
+              seed: int = 0) -> pd.DataFrame:
+    """One row per (score, metric): n, τ, τ CI, ρ, top-1/5/10% precision, accuracy of the top-1 pick."""
+    rows = []
+    for metric in metric_columns:
+        for name in score_columns:
+            pair = joined[[name, metric]].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan)
+            pair = pair.dropna()
+            if len(pair) < 3:
+                continue
+            s, t = oriented(name, pair[name]), pair[metric].to_numpy(np.float64)
+            tau = kendalltau(s, t).statistic
+            lo, hi = bootstrap_kendall(s, t, n_boot, seed) if n_boot else (np.nan, np.nan)
+            row = {"score": name, "metric": metric, "n": len(pair), "kendall_tau": tau, "tau_lo": lo, "tau_hi": hi,
+                   "spearman_rho": spearmanr(s, t).statistic}
+            for f in TOP_FRACTIONS:
+                row[f"top{f:.0%}"] = top_k_precision(s, t, f)
+            row["top1_acc"] = float(t[int(np.argmax(s))])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub Markdown table (no extra dependency)."""
+    cols = list(table.columns)
+    fmt = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def plot_rank_rank(joined: pd.DataFrame, score_columns, metric: str, path: str | Path, columns: int = 3) -> Path:
+    """A grid of rank-rank scatter plots (score rank vs. ``metric`` rank) saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    score_columns = list(score_columns)
+    rows = -(-len(score_columns) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
+    target = joined[metric].rank().to_numpy()
+    for ax, name in zip(axes.flat, score_columns):
+        s = pd.Series(oriented(name, joined[name])).rank().to_numpy()
+        tau = kendalltau(s, target).statistic
+        ax.scatter(s, target, s=4, alpha=0.5)
+        ax.set_title(f"{name}\nτ = {tau:.3f}", fontsize=8)
+        ax.set_xlabel("score rank", fontsize=7)
+        ax.set_ylabel(f"{metric} rank", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(score_columns):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

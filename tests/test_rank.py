@@ -1,0 +1,96 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ntkscore.rank import expand_to_all, finished, rank, read_arch_file, select_archs
+from ntkscore.score import Score, ScoreSettings
+from ntkscore.space import Arch, all_archs
+
+CELLS = [a.to_string() for a in select_archs(sample=8, seed=3)]
+
+
+def _fake_score(arch):
+    return Score(arch.to_string(), {"K.lambda_min": float(sum(arch.ops))}, (), {"seed": 0}, 0.0)
+
+
+def test_rank_appends_and_resumes_without_duplicates(tmp_path):
+    out = tmp_path / "s.csv"
+    archs = [Arch.from_string(a) for a in CELLS]
+    assert sum(r is not None for r in rank(archs[:3], _fake_score, out)) == 3
+    assert sum(r is not None for r in rank(archs, _fake_score, out)) == 5
+    df = pd.read_csv(out)
+    assert list(df["arch"]) == CELLS and "ntkscore_version" in df.columns
+    with pytest.raises(FileExistsError, match="exists"):
+        list(rank(archs, _fake_score, out, resume=False))
+
+
+def test_a_torn_last_line_is_repaired(tmp_path):
+    out = tmp_path / "s.csv"
+    archs = [Arch.from_string(a) for a in CELLS]
+    list(rank(archs[:4], _fake_score, out))
+    with open(out, "a") as f:
+        f.write(CELLS[4][:20])  # a kill in the middle of a write
+    _, done = finished(out)
+    assert done == set(CELLS[:4])
+    list(rank(archs, _fake_score, out))
+    assert sorted(pd.read_csv(out)["arch"]) == sorted(CELLS)
+
+
+def test_settings_mismatch_is_refused(tmp_path):
+    out = tmp_path / "s.csv"
+    out.write_text("arch,K.lambda_min,setting.seed\n" + CELLS[0] + ",1.0,1\n")
+    with pytest.raises(ValueError, match="produced with seed=1"):
+        finished(out, {"seed": 0})
+
+
+def test_selection_and_arch_files(tmp_path):
+    assert select_archs(sample=8, seed=3) == select_archs(sample=8, seed=3) != select_archs(sample=8, seed=4)
+    assert len(select_archs()) == 6466
+    f = tmp_path / "archs.txt"
+    f.write_text(f"# two cells\n{CELLS[0]}\n\n{CELLS[1]}  # trailing comment\n")
+    assert [a.to_string() for a in read_arch_file(f)] == CELLS[:2]
+    f.write_text(f"{CELLS[0]}\n|bad~0|\n")
+    with pytest.raises(ValueError, match="archs.txt:2: arch string"):
+        read_arch_file(f)
+    with pytest.raises(ValueError, match="--sample must be in"):
+        select_archs(sample=0)
+
+
+def test_expand_to_all_indices():
+    scores = pd.DataFrame({"arch": [Arch((3,) * 6).to_string(), Arch((0,) * 6).to_string()], "x": [1.0, 2.0]})
+    index = {i: a.to_string() for i, a in enumerate(all_archs())}
+    full = expand_to_all(scores, index)
+    dead_class = {i for i, a in enumerate(all_archs()) if a.canonical_string() == Arch((0,) * 6).canonical_string()}
+    assert set(full.loc[full.x == 2.0, "arch_index"]) == dead_class
+    assert (full.x == 1.0).sum() == 1
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text("\n".join(CELLS) + "\n")
+    out = tmp_path / "scores.csv"
+    cmd = [sys.executable, "-m", "ntkscore.cli", "rank", "--archs", str(archs), "--out", str(out), "--channels", "4",
+           "--cells", "1", "--batch-size", "4", "--steps", "1", "--inputs", "random", "--kernels", "robust"]
+    env = {**os.environ, "NTKSCORE_CACHE": str(tmp_path / "xla")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if out.exists() and out.read_text().count("\n") >= 3:  # header + at least two rows
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows_before = pd.read_csv(out)
+    assert 2 <= len(rows_before) < len(CELLS)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = pd.read_csv(out)
+    assert sorted(final["arch"]) == sorted(CELLS) and final["arch"].is_unique
+    assert list(final["arch"][: len(rows_before)]) == list(rows_before["arch"])
+    assert (final["setting.batch_size"] == 4).all()
