@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ntkscore.rank import expand_to_all, finished, rank, read_arch_file, select_archs
-from ntkscore.score import Score, ScoreSettings
+from ntkscore.score import Score
 from ntkscore.space import Arch, all_archs
 
 CELLS = [a.to_string() for a in select_archs(sample=8, seed=3)]
