@@ -46,6 +46,8 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=7, help="PGD steps (default 7)")
     g.add_argument("--output", choices=["trace", "sum", "full"], default="trace", help="NTK output mode")
     g.add_argument("--bn-mode", choices=["batch", "identity"], default="batch")
+    g.add_argument("--engine", choices=["layerwise", "jacobian"], default="layerwise",
+                   help="NTK engine: layerwise (default, fastest) or per-sample Jacobians (the reference)")
     g.add_argument("--channels", type=int, default=16, help="C of the network (default 16)")
     g.add_argument("--cells", type=int, default=5, help="N cells per stage (default 5)")
     g.add_argument("--inputs", choices=["data", "random"], default="data",
@@ -58,7 +60,7 @@ def _settings(args):
 
     return ScoreSettings(dataset=args.dataset, batch_size=args.batch_size, seed=args.seed, kernels=args.kernels,
                          betas=tuple(args.beta), attack=args.attack, eps=args.eps / 255, step_size=args.step_size / 255,
-                         steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs,
+                         steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
                          channels=args.channels, cells_per_stage=args.cells)
 
 

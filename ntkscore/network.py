@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax
@@ -148,14 +148,13 @@ def _lax_conv(x, w, stride: int):
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv(x, w, stride: int = 1):
-    """'Same' convolution ``y = im2col(x) · W`` with ``W = w.reshape(k²·cin, cout)`` (HWIO kernel).
+    """'Same' convolution of ``x`` (NHWC) with the HWIO kernel ``w``: ``y = im2col(x) · W``, ``W = w.reshape(k²·cin, cout)``.
 
-    The VJP is written out: ``∂W = im2col(x)ᵀ · δ`` (a plain matmul, so per-sample weight gradients under ``vmap``
-    are batched matmuls rather than the grouped convolutions XLA runs slowly on a CPU) and ``∂x`` by XLA's
-    transposed convolution.
+    Forward and input gradient run XLA's convolution; the weight gradient is written out as the matmul
+    ``∂W = im2col(x)ᵀ · δ``, so per-sample weight gradients (under ``vmap``) are batched matmuls rather than the
+    grouped convolutions XLA runs slowly on a CPU (measured in ``benchmarks/speed.py``).
     """
-    k, _, cin, cout = w.shape
-    return _im2col(x, k, stride) @ w.reshape(k * k * cin, cout)
+    return _lax_conv(x, w, stride)
 
 
 def _conv_fwd(x, w, stride):
@@ -164,7 +163,7 @@ def _conv_fwd(x, w, stride):
 
 def _conv_bwd(stride, residuals, g):
     x, w = residuals
-    k, _, cin, cout = w.shape
+    k = w.shape[0]
     patches = _im2col(x, k, stride)
     dw = jnp.einsum("bhwp,bhwc->pc", patches, g).reshape(w.shape)
     _, vjp_x = jax.vjp(lambda x: _lax_conv(x, w, stride), x)
@@ -184,12 +183,45 @@ def _batch_norm(x, scale, bias, stats, config: NetworkConfig):
     else:
         mean = jnp.zeros(x.shape[-1], x.dtype)
         var = jnp.ones(x.shape[-1], x.dtype)
-    y = (x - mean) * lax.rsqrt(var + config.bn_eps) * scale + bias
+    m, v = (mean[:, None, None, :], var[:, None, None, :]) if jnp.ndim(mean) == 2 else (mean, var)
+    y = (x - m) * lax.rsqrt(v + config.bn_eps) * scale + bias  # 2-D stats: per sample (n, C), see .layerwise
     return y, (mean, var)
 
 
-def _relu_conv_bn(x, p, stats, config, stride: int = 1):
-    return _batch_norm(_conv(jax.nn.relu(x), p["w"], stride), p["scale"], p["bias"], stats, config)
+# Every parameterised layer is a pure function ``fn(p, x, stats, config) -> (y, stats_out)`` called through a
+# ``layer(fn, p, x, stats)`` hook: plain evaluation here, per-layer NTK accumulation in :mod:`ntkscore.layerwise`.
+def plain_layer(fn, p, x, stats):
+    """The default hook: ``fn(p, x, stats)``, convolutions with the im2col weight gradient (per-sample friendly)."""
+    return fn(p, x, stats)
+
+
+def input_gradient_layer(fn, p, x, stats):
+    """``fn`` with XLA's own convolution, for when only ∂/∂x is needed (attacks): inside a ``lax.switch`` branch
+    XLA cannot drop the unused weight gradient of :func:`_conv`'s custom VJP, which made a batch-480 input gradient
+    3.7× slower (9.6 s vs 2.6 s, C16 N1, 2-core CPU)."""
+    return fn(p, x, stats, conv=_lax_conv)
+
+
+def _conv_bn_layer(p, x, stats, config, conv=_conv):
+    """Stem: ``BN(conv3×3(x))``."""
+    return _batch_norm(conv(x, p["w"], 1), p["scale"], p["bias"], stats, config)
+
+
+def _relu_conv_bn_layer(p, x, stats, config, stride: int = 1, conv=_conv):
+    """``BN(conv(ReLU(x)))`` (cell edges and the residual blocks' main path)."""
+    return _batch_norm(conv(jax.nn.relu(x), p["w"], stride), p["scale"], p["bias"], stats, config)
+
+
+def _shortcut_layer(w, x, stats, config, conv=_conv):
+    """Residual shortcut ``conv1×1(AvgPool2×2(x))`` (no BN)."""
+    pooled = lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+    return conv(pooled, w, 1), stats
+
+
+def _head_layer(p, x, stats, config, conv=None):
+    """``Linear(mean_hw(ReLU(BN(x))))`` → logits."""
+    h, s = _batch_norm(x, p["scale"], p["bias"], stats, config)
+    return jnp.mean(jax.nn.relu(h), axis=(1, 2)) @ p["w"] + p["b"], s
 
 
 def _avg_pool_3x3(x):
@@ -200,13 +232,17 @@ def _avg_pool_3x3(x):
     return total / count
 
 
-def _edge(op, x, p, stats, config):
+def _edge(op, x, p, stats, config, layer=plain_layer):
     """One edge: ``lax.switch`` on the op index. Returns ``(y, {"conv1x1": (μ, σ²), "conv3x3": (μ, σ²)})``."""
-    zero_stats = (jnp.zeros(x.shape[-1], x.dtype), jnp.ones(x.shape[-1], x.dtype))
+    if stats is None:
+        zero_stats = (jnp.zeros(x.shape[-1], x.dtype), jnp.ones(x.shape[-1], x.dtype))
+    else:  # given (possibly per-sample) statistics are passed through unchanged
+        zero_stats = stats["conv1x1"]
+    fn = partial(_relu_conv_bn_layer, config=config)
 
     def conv_branch(name):
         def run(x):
-            y, s = _relu_conv_bn(x, p[name], None if stats is None else stats[name], config)
+            y, s = layer(fn, p[name], x, None if stats is None else stats[name])
             out = {"conv1x1": zero_stats, "conv3x3": zero_stats}
             out[name] = s
             return y, out
@@ -226,7 +262,7 @@ def _edge(op, x, p, stats, config):
     return lax.switch(op, branches, x)
 
 
-def _cell(x, ops, p, stats, config):
+def _cell(x, ops, p, stats, config, layer=plain_layer):
     """Node ``j = Σ_{i<j} op_{i→j}(node i)``, the 6 edges unrolled (each a ``lax.switch``).
 
     Unrolled rather than a ``lax.scan`` over edges: the scan's backward pass, which stores every branch's residuals
@@ -240,7 +276,7 @@ def _cell(x, ops, p, stats, config):
         for source in range(target):
             p_e = jax.tree.map(lambda a: a[e], p)  # noqa: B023
             s_e = None if stats is None else jax.tree.map(lambda a: a[e], stats)  # noqa: B023
-            y, s = _edge(ops[e], nodes[source], p_e, s_e, config)
+            y, s = _edge(ops[e], nodes[source], p_e, s_e, config, layer)
             acc = y if acc is None else acc + y
             edge_stats.append(s)
             e += 1
@@ -248,45 +284,42 @@ def _cell(x, ops, p, stats, config):
     return nodes[3], jax.tree.map(lambda *a: jnp.stack(a), *edge_stats)
 
 
-def _stage(x, ops, p, stats, config):
+def _stage(x, ops, p, stats, config, layer=plain_layer):
     """``N`` cells sharing one arch, unrolled over their stacked parameters (a ``lax.scan`` here made the backward
     pass 25× slower on a CPU: 313 ms vs 12 ms per cell at C=16, B=8)."""
     cell_stats = []
     for i in range(config.cells_per_stage):
         p_i = jax.tree.map(lambda a: a[i], p)  # noqa: B023
         s_i = None if stats is None else jax.tree.map(lambda a: a[i], stats)  # noqa: B023
-        x, s = _cell(x, ops, p_i, s_i, config)
+        x, s = _cell(x, ops, p_i, s_i, config, layer)
         cell_stats.append(s)
     return x, jax.tree.map(lambda *a: jnp.stack(a), *cell_stats)
 
 
-def _reduction(x, p, stats, config):
+def _reduction(x, p, stats, config, layer=plain_layer):
     sa = sb = None
     if stats is not None:
         sa, sb = stats["conv_a"], stats["conv_b"]
-    a, sa = _relu_conv_bn(x, p["conv_a"], sa, config, stride=2)
-    b, sb = _relu_conv_bn(a, p["conv_b"], sb, config)
-    pooled = lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
-    return _conv(pooled, p["shortcut"]) + b, {"conv_a": sa, "conv_b": sb}
+    a, sa = layer(partial(_relu_conv_bn_layer, config=config, stride=2), p["conv_a"], x, sa)
+    b, sb = layer(partial(_relu_conv_bn_layer, config=config), p["conv_b"], a, sb)
+    short, _ = layer(partial(_shortcut_layer, config=config), p["shortcut"], x, None)
+    return short + b, {"conv_a": sa, "conv_b": sb}
 
 
-def _forward(params: Params, ops, x, config: NetworkConfig, stats: Stats | None):
+def _forward(params: Params, ops, x, config: NetworkConfig, stats: Stats | None, layer=plain_layer):
     ops = jnp.asarray(ops, jnp.int32)
     x = (x - jnp.asarray(config.mean, x.dtype)) / jnp.asarray(config.std, x.dtype)
     get = (lambda k: None) if stats is None else stats.__getitem__
-    h, s_stem = _batch_norm(_conv(x, params["stem"]["w"]), params["stem"]["scale"], params["stem"]["bias"],
-                            get("stem"), config)
+    h, s_stem = layer(partial(_conv_bn_layer, config=config), params["stem"], x, get("stem"))
     s_stages, s_reds = [], []
     for i in range(3):
-        h, s = _stage(h, ops, params["stages"][i], None if stats is None else stats["stages"][i], config)
+        h, s = _stage(h, ops, params["stages"][i], None if stats is None else stats["stages"][i], config, layer)
         s_stages.append(s)
         if i < 2:
-            h, s = _reduction(h, params["reductions"][i], None if stats is None else stats["reductions"][i], config)
+            h, s = _reduction(h, params["reductions"][i], None if stats is None else stats["reductions"][i], config,
+                              layer)
             s_reds.append(s)
-    head = params["head"]
-    h, s_head = _batch_norm(h, head["scale"], head["bias"], get("head"), config)
-    h = jnp.mean(jax.nn.relu(h), axis=(1, 2))
-    logits = h @ head["w"] + head["b"]
+    logits, s_head = layer(partial(_head_layer, config=config), params["head"], h, get("head"))
     return logits, {"stem": s_stem, "stages": s_stages, "reductions": s_reds, "head": s_head}
 
 
@@ -297,12 +330,14 @@ def batch_statistics(params: Params, ops, x: jax.Array, config: NetworkConfig = 
 
 
 def apply(params: Params, ops, x: jax.Array, config: NetworkConfig = NetworkConfig(),
-          stats: Stats | None = None) -> jax.Array:
+          stats: Stats | None = None, layer=plain_layer) -> jax.Array:
     """Logits ``f(x; W)`` of shape ``(B, classes)`` for images ``x`` ``(B, H, W, C)`` in [0, 1].
 
     Not jitted itself: wrap it (``jax.jit(apply, static_argnames="config")``) or call it inside a jitted function;
     a nested jit under ``grad``/``vmap`` measured 3.5× slower on a CPU (0.68 s vs 0.19 s per batch gradient).
     ``ops`` is the cell's 6 op indices (an ``Arch.ops`` tuple or an int array — data, not structure). In
     ``bn_mode="batch"``, BN uses ``stats`` when given (from :func:`batch_statistics`), else those of ``x`` itself.
+    ``layer`` is the hook every parameterised layer goes through (:func:`plain_layer`, or
+    :func:`input_gradient_layer` when only input gradients are needed).
     """
-    return _forward(params, ops, x, config, stats)[0]
+    return _forward(params, ops, x, config, stats, layer)[0]

@@ -5,7 +5,9 @@ attack noise (so every cell of a ranking sees the same weights of the shared sup
 
 1. ``X, y``: a class-balanced batch (or uniform random inputs when ``inputs="random"``);
 2. ``A(X)`` by PGD (or FGSM) with the true labels, and ``A(A(X))`` (radius 2ε around ``X``, see :mod:`.attack`);
-3. the five NTKs ``K, K̃_ε, K̄_ε, K̃_2ε, K̄_2ε`` in one compiled program (:func:`ntkscore.ntk.ntk_pairs`);
+3. the five NTKs ``K, K̃_ε, K̄_ε, K̃_2ε, K̄_2ε`` in one compiled program: for NB201 cells by default the layerwise
+   engine (:func:`ntkscore.layerwise.cell_ntk_pairs`, ``engine="layerwise"``), else the per-sample Jacobian one
+   (:func:`ntkscore.ntk.ntk_pairs`, ``engine="jacobian"``; also for ``output="full"`` and for any other model);
 4. ``K_all(β)``, ``K̃_all(β)`` for each ``β`` and :func:`ntkscore.theory.spectral_scores` of every symmetric kernel.
 
 Metric names are ``"<kernel>.<quantity>"``, e.g. ``"K.lambda_min"``, ``"K_rob.bound"``, ``"K_rob_all@0.5.condition"``
@@ -22,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import attack, cost, data, network, theory
+from . import attack, cost, data, layerwise, network, theory
 from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
 from .space import OPS, Arch, as_arch
 
@@ -50,6 +52,7 @@ class ScoreSettings:
     bn_mode: str = "batch"
     inputs: str = "data"
     logit_chunk: int = 10
+    engine: str = "layerwise"
     channels: int = 16
     cells_per_stage: int = 5
     input_size: int | None = None
@@ -63,6 +66,8 @@ class ScoreSettings:
             raise ValueError(f"attack must be 'pgd' or 'fgsm', got {self.attack!r}")
         if self.output not in OUTPUT_MODES:
             raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
+        if self.engine not in ("layerwise", "jacobian"):
+            raise ValueError(f"engine must be 'layerwise' or 'jacobian', got {self.engine!r}")
         if self.inputs not in ("data", "random"):
             raise ValueError(f"inputs must be 'data' or 'random', got {self.inputs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 2:
@@ -105,13 +110,18 @@ class Score:
 
 @dataclass(frozen=True)
 class CellNetwork:
-    """The NB201 network as ``apply_fn(params, x, ctx)`` with ``ctx = (ops, bn_stats or None)`` (hashable)."""
+    """The NB201 network as ``apply_fn(params, x, ctx)`` with ``ctx = (ops, bn_stats or None)`` (hashable).
+
+    ``input_gradients_only=True`` evaluates it with :func:`ntkscore.network.input_gradient_layer` (for attacks).
+    """
 
     config: network.NetworkConfig
+    input_gradients_only: bool = False
 
     def __call__(self, params, x, ctx):
         ops, stats = ctx
-        return network.apply(params, ops, x, self.config, stats)
+        layer = network.input_gradient_layer if self.input_gradients_only else network.plain_layer
+        return network.apply(params, ops, x, self.config, stats, layer)
 
 
 def kernel_scores(kernels: Mapping[str, np.ndarray], labels, num_classes: int, betas=(0.0, 0.5, 1.0),
@@ -154,16 +164,22 @@ def _adversarial_batches(apply_fn, params, x, y, ctx, key, s: ScoreSettings) -> 
     return once, attack.pgd(apply_fn, params, once, y, ctx, k2, s.eps, s.step_size, s.steps)
 
 
-def _kernels(apply_fn, params, x, y, make_ctx: Callable, attack_ctx, key, s: ScoreSettings) -> dict[str, np.ndarray]:
+def _kernels(apply_fn, params, x, y, make_ctx: Callable, attack_ctx, key, s: ScoreSettings,
+             attack_fn=None) -> dict[str, np.ndarray]:
     names = KERNEL_SETS[s.kernels]
     xs = [x]
     if len(names) > 1:
-        xs.extend(_adversarial_batches(apply_fn, params, x, y, attack_ctx, key, s))
+        xs.extend(_adversarial_batches(attack_fn or apply_fn, params, x, y, attack_ctx, key, s))
         if s.kernels == "robust":
             xs = xs[:2]
     ctxs = [make_ctx(b) for b in xs]
     pairs = tuple(KERNEL_PAIRS[n] for n in names)
-    out = ntk_pairs(apply_fn, params, xs, ctxs, pairs, s.output, s.logit_chunk)
+    if isinstance(apply_fn, CellNetwork) and s.engine == "layerwise" and s.output != "full":
+        ops = ctxs[0][0]
+        stats = None if ctxs[0][1] is None else [c[1] for c in ctxs]
+        out = layerwise.cell_ntk_pairs(params, ops, xs, stats, apply_fn.config, pairs, s.output)
+    else:
+        out = ntk_pairs(apply_fn, params, xs, ctxs, pairs, s.output, s.logit_chunk)
     return {n: np.asarray(k, np.float64) for n, k in zip(names, out)}
 
 
@@ -174,6 +190,7 @@ class Scorer:
         self.settings = settings
         self.config = settings.network_config()
         self.apply_fn = CellNetwork(self.config)
+        self.attack_fn = CellNetwork(self.config, input_gradients_only=True)
         k_init, k_batch, self._attack_key = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
         self.params = network.init(k_init, self.config)
         info = data.dataset_info(settings.dataset)
@@ -194,7 +211,7 @@ class Scorer:
         else:
             make_ctx = lambda b: (ops, None)  # noqa: E731
         kernels = _kernels(self.apply_fn, self.params, self.x, self.y, make_ctx, (ops, None), self._attack_key,
-                           self.settings)
+                           self.settings, self.attack_fn)
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
                                        self.settings.output)
         metrics["params"] = float(cost.num_params(arch, self.config))

@@ -1,0 +1,1 @@
+python benchmarks/speed.py --engines layerwise --kernels clean --batch-sizes 16 32 64 --repeats 2` then `python benchmarks/speed.py --append --engines layerwise --kernels all --batch-sizes 16 --repeats 1` then `python benchmarks/speed.py --append --engines jacobian --kernels clean --batch-sizes 16 --repeats 1

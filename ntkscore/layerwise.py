@@ -1,0 +1,127 @@
+"""Layerwise empirical NTK of the NB201 network: per-sample gradients contracted layer by layer in one backward pass.
+
+The traced NTK is a sum over layers ``l`` (parameter groups ``W_l``) and logits ``a``::
+
+    Θ(x_i, x_j) = Σ_a Σ_l ⟨∂f_a(x_i)/∂W_l, ∂f_a(x_j)/∂W_l⟩ = Σ_a Σ_l ⟨G_l(x_i, δ_l^a(x_i)), G_l(x_j, δ_l^a(x_j))⟩
+
+where ``δ_l^a(x_i) = ∂f_a(x_i)/∂y_l`` is the cotangent at the layer's output and ``G_l`` the layer's own
+per-sample parameter gradient (for a convolution ``im2col(ReLU(x))ᵀ · δ``, for BN ``Σ_hw δ·x̂`` and ``Σ_hw δ``).
+So instead of materialising the ``n × k × P`` Jacobian of the whole supernet (:mod:`ntkscore.ntk`), every
+parameterised layer is wrapped in a ``custom_vjp`` whose backward pass, besides the usual input cotangent, forms
+``G_l`` for the ``n`` samples and returns ``G_l G_lᵀ`` as the cotangent of a dummy ``n × n`` input shared by all
+layers; JAX sums those cotangents. One batched backward pass per logit (``vmap``-ed over the ``k`` logits) then
+yields the whole kernel. What this buys, measured in ``benchmarks/speed.py``:
+
+* layers inside an edge's ``lax.switch`` that the cell does not use cost nothing (the generic path materialises and
+  contracts their zero gradients);
+* the batches of a score (``X``, ``A(X)``, ``A(A(X))``) go through one forward and one backward pass together, each
+  sample with its own batch's BN statistics, and every cross kernel comes out of the same ``Gram`` matrix.
+
+Exact, not an approximation: it equals :func:`ntkscore.ntk.ntk_pairs` to float32 rounding (``tests/test_layerwise.py``).
+Valid because, with BN statistics held constant, each sample's logits depend only on that sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from . import network
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _gram_layer(fn, p, x, stats, gram):
+    """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) for ``gram``.
+
+    The forward pass and the input cotangent use XLA's convolution (``conv=_lax_conv``); the per-sample parameter
+    gradients use :func:`ntkscore.network._conv`, whose weight gradient is a batched matmul under ``vmap``.
+    """
+    return fn(p, x, stats, conv=network._lax_conv)[0]
+
+
+def _gram_layer_fwd(fn, p, x, stats, gram):
+    return _gram_layer(fn, p, x, stats, gram), (p, x, stats, gram)
+
+
+def _gram_layer_bwd(fn, residuals, g):
+    p, x, stats, gram = residuals
+
+    def one_sample(xi, si, gi):
+        si = jax.tree.map(lambda a: a[None], si)
+        _, vjp = jax.vjp(lambda q: fn(q, xi[None], si)[0], p)
+        return vjp(gi[None])[0]
+
+    per_sample = jax.vmap(one_sample)(x, stats, g)
+    contribution = jnp.zeros_like(gram)
+    for leaf in jax.tree.leaves(per_sample):
+        flat = leaf.reshape(leaf.shape[0], -1)
+        contribution = contribution + lax.dot_general(flat, flat, (((1,), (1,)), ((), ())),
+                                                      precision=lax.Precision.HIGHEST)
+    _, vjp_x = jax.vjp(lambda z: fn(p, z, stats, conv=network._lax_conv)[0], x)
+    dx = vjp_x(g)[0]
+    return jax.tree.map(jnp.zeros_like, p), dx, jax.tree.map(jnp.zeros_like, stats), contribution
+
+
+_gram_layer.defvjp(_gram_layer_fwd, _gram_layer_bwd)
+
+
+def _per_sample_stats(stats_list: Sequence[network.Stats], sizes: Sequence[int]) -> network.Stats:
+    """Each batch's BN statistics, leaf ``(..., C)``, repeated for its samples → ``(..., Σ sizes, C)``."""
+
+    def expand(*leaves):
+        return jnp.concatenate([jnp.broadcast_to(a[..., None, :], a.shape[:-1] + (m, a.shape[-1]))
+                                for a, m in zip(leaves, sizes)], axis=-2)
+
+    return jax.tree.map(expand, *stats_list)
+
+
+def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: str) -> jax.Array:
+    x = jnp.concatenate(list(xs), axis=0)
+    n = x.shape[0]
+    stats = None if stats_list is None else _per_sample_stats(stats_list, [b.shape[0] for b in xs])
+
+    def hook(gram):
+        def layer(fn, p, h, s):
+            y = _gram_layer(fn, p, h, s, gram)
+            if s is None:  # identity BN (or none): callers only need the statistics' structure
+                s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
+            return y, s
+
+        return layer
+
+    def logits_of(gram):
+        return network._forward(params, ops, x, config, stats, layer=hook(gram))[0]
+
+    gram0 = jnp.zeros((n, n), x.dtype)
+    logits, vjp = jax.vjp(logits_of, gram0)
+    k = logits.shape[-1]
+    if output == "sum":
+        return vjp(jnp.ones_like(logits))[0]
+    cotangents = jnp.broadcast_to(jnp.eye(k, dtype=x.dtype)[:, None, :], (k, n, k))
+    return jax.vmap(vjp)(cotangents)[0].sum(0)
+
+
+@partial(jax.jit, static_argnames=("config", "pairs", "output"))
+def cell_ntk_pairs(params, ops, xs: Sequence[jax.Array], stats_list: Sequence[network.Stats] | None,
+                   config: network.NetworkConfig, pairs: tuple[tuple[int, int], ...], output: str = "trace"):
+    """``[Θ(xs[a], xs[b]) for (a, b) in pairs]`` of the NB201 network with cell ``ops``, the layerwise way.
+
+    ``stats_list[i]`` are the BN statistics for ``xs[i]`` (:func:`ntkscore.network.batch_statistics`), or
+    ``None`` in ``bn_mode="identity"``. ``output`` is ``"trace"`` (Σ over logits) or ``"sum"`` (of logits).
+    """
+    if output not in ("trace", "sum"):
+        raise ValueError(f"the layerwise NTK supports output 'trace' or 'sum', got {output!r}")
+    used = sorted({i for pair in pairs for i in pair})
+    batches = [xs[i] for i in used]
+    gram = _gram(params, ops, batches, None if stats_list is None else [stats_list[i] for i in used], config,
+                 output)
+    offsets = {}
+    start = 0
+    for i, b in zip(used, batches):
+        offsets[i] = (start, start + b.shape[0])
+        start += b.shape[0]
+    return [gram[offsets[a][0]:offsets[a][1], offsets[b][0]:offsets[b][1]] for a, b in pairs]

@@ -1,0 +1,96 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY, TINY_SETTINGS
+from jax.flatten_util import ravel_pytree
+from test_ntk import _jacobian, _rel
+
+from ntkscore import layerwise, network
+from ntkscore.score import Scorer, ScoreSettings
+from ntkscore.space import Arch
+
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|nor_conv_1x1~0|nor_conv_3x3~1|skip_connect~2|",
+    "|none~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|none~1|avg_pool_3x3~2|",  # parameter-free cell
+    "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",  # dead cell
+]
+PAIRS = ((0, 0), (1, 1), (0, 1), (2, 2), (1, 2))
+
+
+@pytest.fixture(scope="module")
+def batches():
+    params = network.init(jax.random.PRNGKey(0), TINY)
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    xs = [jax.random.uniform(k, (n, 8, 8, 3)) for k, n in zip(keys, (4, 3, 4))]
+    return params, xs
+
+
+@jax.jit
+def _cell_jacobian(params, ops, x, stats):
+    """Reference (n·k × P) Jacobian of the batch-statistics network by ``jax.jacrev`` (ops as data: one compile)."""
+    flat, unravel = ravel_pytree(params)
+    j = jax.jacrev(lambda w: network.apply(unravel(w), ops, x, TINY, stats))(flat)
+    return j.reshape(-1, flat.size)
+
+
+@pytest.mark.parametrize("arch", CELLS)
+def test_layerwise_ntk_equals_jacobian_product(batches, arch):
+    """Optimised engine vs. an independent reference: jacrev Jacobians of each batch (own BN statistics)."""
+    params, xs = batches
+    ops = jnp.asarray(Arch.from_string(arch).ops, jnp.int32)
+    stats = [network.batch_statistics(params, ops, x, TINY) for x in xs]
+    got = layerwise.cell_ntk_pairs(params, ops, xs, stats, TINY, PAIRS)
+    jac = [np.asarray(_cell_jacobian(params, ops, x, s), np.float64) for x, s in zip(xs, stats)]
+    for (a, b), k in zip(PAIRS, got):
+        n, m = xs[a].shape[0], xs[b].shape[0]
+        ref = np.einsum("iaja->ij", (jac[a] @ jac[b].T).reshape(n, 10, m, 10))
+        assert k.shape == (n, m)
+        assert _rel(k, ref) < 1e-5, (arch, a, b)
+
+
+@pytest.mark.parametrize("output", ["sum"])
+def test_layerwise_sum_output_and_identity_bn(batches, output):
+    params, xs = batches
+    cfg = network.NetworkConfig(channels=4, cells_per_stage=1, input_size=8, bn_mode="identity")
+    ops = jnp.asarray(Arch.from_string(CELLS[1]).ops, jnp.int32)
+    got = layerwise.cell_ntk_pairs(params, ops, xs[:2], None, cfg, ((0, 1),), output)[0]
+    ja, jb = (_jacobian(lambda p, b: network.apply(p, ops, b, cfg), params, x) for x in xs[:2])
+    ref = (ja @ jb.T).reshape(4, 10, 3, 10).sum(axis=(1, 3))
+    assert _rel(got, ref) < 1e-5
+
+
+def test_layerwise_rejects_full_output(batches):
+    params, xs = batches
+    with pytest.raises(ValueError, match="supports output 'trace' or 'sum'"):
+        layerwise.cell_ntk_pairs(params, (3,) * 6, xs[:1], None, TINY, ((0, 0),), "full")
+
+
+def test_engines_give_the_same_scores():
+    settings = dict(TINY_SETTINGS, kernels="clean")
+    fast = Scorer(ScoreSettings(**settings))(CELLS[1])
+    ref = Scorer(ScoreSettings(**settings, engine="jacobian"))(CELLS[1])
+    for name in ("K.trace", "K.lambda_max", "K.bound", "K.effective_rank"):
+        assert fast[name] == pytest.approx(ref[name], rel=1e-4), name
+
+
+def test_one_compilation_per_shape_across_cells():
+    """After the first cell, scoring more cells compiles nothing (counted by JAX's backend-compile events)."""
+    from jax import monitoring
+
+    scorer = Scorer(ScoreSettings(**TINY_SETTINGS))
+    scorer(CELLS[0])
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for arch in CELLS[1:]:
+            scorer(arch)
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+    assert compiles == []
