@@ -53,6 +53,17 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inputs", choices=["data", "random"], default="data",
                    help="data: CIFAR images from --data; random: uniform noise (no files needed)")
     g.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
+    g.add_argument("--arch-batch", default="auto", type=_arch_batch,
+                   help="cells per device step: 'auto' (default: 1 on a CPU, 16 on a GPU/TPU) or a positive int; "
+                        ">1 runs the architecture-batched program (every op evaluated, vmap over cells)")
+
+
+def _arch_batch(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive int, got {text!r}")
+    return int(text)
 
 
 def _settings(args):
@@ -86,9 +97,8 @@ def cmd_score(args) -> int:
     from .score import Scorer
 
     archs = [_parse_arch(a) for a in args.arch]
-    scorer = Scorer(_settings(args), data_dir=args.data)
-    for arch in archs:
-        result = scorer(arch)
+    scorer = Scorer(_settings(args), data_dir=args.data, arch_batch=args.arch_batch)
+    for result in scorer.score_many(archs):
         print(json.dumps(result.to_dict()) if args.json else _score_table(result) + "\n", flush=True)
     return 0
 
@@ -124,7 +134,7 @@ def cmd_rank(args) -> int:
 
     archs = read_arch_file(args.archs) if args.archs else None
     archs = select_archs(None if args.all else args.sample, args.sample_seed, archs)
-    scorer = Scorer(_settings(args), data_dir=args.data)
+    scorer = Scorer(_settings(args), data_dir=args.data, arch_batch=args.arch_batch)
     bar = tqdm(total=len(archs), unit="cell", desc="ranking", file=sys.stderr, dynamic_ncols=True)
     new = 0
     try:

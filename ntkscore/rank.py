@@ -106,7 +106,9 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
     """Score ``archs`` with ``score_fn`` and append each row to ``out``; yields each new :class:`Score`.
 
     With ``resume`` (default) cells already in ``out`` are skipped (one ``None`` is yielded for each, so that a
-    progress bar can count them); without it an existing ``out`` is an error.
+    progress bar can count them); without it an existing ``out`` is an error. A ``score_fn`` with an ``arch_batch``
+    above 1 and a ``score_many`` method (a :class:`~ntkscore.score.Scorer` on an accelerator) gets the pending cells
+    that many at a time; each row is still written as soon as its step ends.
     """
     out = Path(out)
     if out.exists() and out.stat().st_size and not resume:
@@ -114,22 +116,39 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = getattr(score_fn, "settings", None)
     header, done = finished(out, None if settings is None else vars(settings))
+    step = getattr(score_fn, "arch_batch", 1)
+    pending: list[Arch] = []
+
+    def flush() -> Iterator[Score]:
+        nonlocal header
+        results = score_fn.score_many(pending) if step > 1 else [score_fn(a) for a in pending]
+        pending.clear()
+        for result in results:
+            header = _append(out, header, {**result.to_dict(), VERSION_COLUMN: __version__})
+            done.add(result.arch)
+            yield result
+
     for arch in archs:
-        text = arch.to_string()
-        if text in done:
+        if arch.to_string() in done:
             yield None
             continue
-        result = score_fn(arch)
-        row = {**result.to_dict(), VERSION_COLUMN: __version__}
-        with open(out, "a", newline="") as f:
-            if not header:
-                header = list(row)
-                f.write(_line(header, dict(zip(header, header))))
-            f.write(_line(header, row))
-            f.flush()
-            os.fsync(f.fileno())
-        done.add(text)
-        yield result
+        pending.append(arch)
+        if len(pending) >= step:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
+def _append(out: Path, header: list[str], row: dict) -> list[str]:
+    """Append ``row`` as one flushed, fsync-ed line (the header first if the file is new); returns the header."""
+    with open(out, "a", newline="") as f:
+        if not header:
+            header = list(row)
+            f.write(_line(header, dict(zip(header, header))))
+        f.write(_line(header, row))
+        f.flush()
+        os.fsync(f.fileno())
+    return header
 
 
 def expand_to_all(scores, index_to_arch: dict[int, str]):

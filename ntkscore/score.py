@@ -5,9 +5,10 @@ attack noise (so every cell of a ranking sees the same weights of the shared sup
 
 1. ``X, y``: a class-balanced batch (or uniform random inputs when ``inputs="random"``);
 2. ``A(X)`` by PGD (or FGSM) with the true labels, and ``A(A(X))`` (radius 2ε around ``X``, see :mod:`.attack`);
-3. the five NTKs ``K, K̃_ε, K̄_ε, K̃_2ε, K̄_2ε`` in one compiled program: for NB201 cells by default the layerwise
-   engine (:func:`ntkscore.layerwise.cell_ntk_pairs`, ``engine="layerwise"``), else the per-sample Jacobian one
-   (:func:`ntkscore.ntk.ntk_pairs`, ``engine="jacobian"``; also for ``output="full"`` and for any other model);
+3. the five NTKs ``K, K̃_ε, K̄_ε, K̃_2ε, K̄_2ε``: for NB201 cells by default steps 2–3 are one compiled program
+   with the layerwise engine (:mod:`ntkscore.pipeline`, ``engine="layerwise"``; many cells per device step with
+   ``arch_batch > 1``), else the per-sample Jacobian one (:func:`ntkscore.ntk.ntk_pairs`, ``engine="jacobian"``;
+   also for ``output="full"`` and for any other model);
 4. ``K_all(β)``, ``K̃_all(β)`` for each ``β`` and :func:`ntkscore.theory.spectral_scores` of every symmetric kernel.
 
 Metric names are ``"<kernel>.<quantity>"``, e.g. ``"K.lambda_min"``, ``"K_rob.bound"``, ``"K_rob_all@0.5.condition"``
@@ -18,20 +19,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import attack, cost, data, layerwise, network, theory
+from . import attack, cost, data, network, pipeline, theory
 from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
+from .pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
 from .space import OPS, Arch, as_arch
 
-KERNEL_PAIRS: dict[str, tuple[int, int]] = {
-    "K": (0, 0), "K_rob": (1, 1), "K_cross": (0, 1), "K_rob2": (2, 2), "K_cross2": (1, 2)
-}
-KERNEL_SETS = {"clean": ("K",), "robust": ("K", "K_rob", "K_cross"), "all": tuple(KERNEL_PAIRS)}
 DEFAULT_SCORE = "K_rob_all@1.lambda_min"
 
 
@@ -108,22 +106,6 @@ class Score:
                 **{f"setting.{k}": v for k, v in self.settings.items()}}
 
 
-@dataclass(frozen=True)
-class CellNetwork:
-    """The NB201 network as ``apply_fn(params, x, ctx)`` with ``ctx = (ops, bn_stats or None)`` (hashable).
-
-    ``input_gradients_only=True`` evaluates it with :func:`ntkscore.network.input_gradient_layer` (for attacks).
-    """
-
-    config: network.NetworkConfig
-    input_gradients_only: bool = False
-
-    def __call__(self, params, x, ctx):
-        ops, stats = ctx
-        layer = network.input_gradient_layer if self.input_gradients_only else network.plain_layer
-        return network.apply(params, ops, x, self.config, stats, layer)
-
-
 def kernel_scores(kernels: Mapping[str, np.ndarray], labels, num_classes: int, betas=(0.0, 0.5, 1.0),
                   output: str = "trace") -> tuple[dict[str, float], tuple[str, ...]]:
     """Theory scores of the symmetric and mixed kernels, with flags for zero, singular or non-finite kernels."""
@@ -155,40 +137,38 @@ def kernel_scores(kernels: Mapping[str, np.ndarray], labels, num_classes: int, b
     return metrics, tuple(flags)
 
 
-def _adversarial_batches(apply_fn, params, x, y, ctx, key, s: ScoreSettings) -> tuple[jax.Array, jax.Array]:
-    k1, k2 = jax.random.split(key)
-    if s.attack == "fgsm":
-        once = attack.fgsm(apply_fn, params, x, y, ctx, s.eps)
-        return once, attack.fgsm(apply_fn, params, once, y, ctx, s.eps)
-    once = attack.pgd(apply_fn, params, x, y, ctx, k1, s.eps, s.step_size, s.steps)
-    return once, attack.pgd(apply_fn, params, once, y, ctx, k2, s.eps, s.step_size, s.steps)
-
-
 def _kernels(apply_fn, params, x, y, make_ctx: Callable, attack_ctx, key, s: ScoreSettings,
              attack_fn=None) -> dict[str, np.ndarray]:
+    """The generic path (any model, or the NB201 cell with ``engine="jacobian"``): per-sample Jacobian NTKs."""
     names = KERNEL_SETS[s.kernels]
     xs = [x]
-    if len(names) > 1:
-        xs.extend(_adversarial_batches(attack_fn or apply_fn, params, x, y, attack_ctx, key, s))
-        if s.kernels == "robust":
-            xs = xs[:2]
+    if pipeline.batches_for(s.kernels) > 1:
+        xs.extend(pipeline.adversarial_batches(attack_fn or apply_fn, params, x, y, attack_ctx, key, s))
+        xs = xs[:pipeline.batches_for(s.kernels)]
     ctxs = [make_ctx(b) for b in xs]
     pairs = tuple(KERNEL_PAIRS[n] for n in names)
-    if isinstance(apply_fn, CellNetwork) and s.engine == "layerwise" and s.output != "full":
-        ops = ctxs[0][0]
-        stats = None if ctxs[0][1] is None else [c[1] for c in ctxs]
-        out = layerwise.cell_ntk_pairs(params, ops, xs, stats, apply_fn.config, pairs, s.output)
-    else:
-        out = ntk_pairs(apply_fn, params, xs, ctxs, pairs, s.output, s.logit_chunk)
+    out = ntk_pairs(apply_fn, params, xs, ctxs, pairs, s.output, s.logit_chunk)
     return {n: np.asarray(k, np.float64) for n, k in zip(names, out)}
 
 
 class Scorer:
-    """Scores NB201 cells with fixed settings: one initialisation, one batch, one compiled program for all cells."""
+    """Scores NB201 cells with fixed settings: one initialisation, one batch, one compiled program for all cells.
 
-    def __init__(self, settings: ScoreSettings = ScoreSettings(), data_dir=None, images=None):
+    ``arch_batch`` is how many cells :meth:`score_many` sends to the device in one step
+    (:func:`ntkscore.pipeline.batched_cell_kernels`); ``None`` picks it by device kind (1 on a CPU). Scores do not
+    depend on it beyond float32 rounding.
+    """
+
+    def __init__(self, settings: ScoreSettings = ScoreSettings(), data_dir=None, images=None,
+                 arch_batch: int | None = None):
         self.settings = settings
         self.config = settings.network_config()
+        self.arch_batch = pipeline.default_arch_batch() if arch_batch is None else arch_batch
+        if not isinstance(self.arch_batch, int) or self.arch_batch < 1:
+            raise ValueError(f"arch_batch must be a positive int (cells per device step), got {arch_batch!r}")
+        if self.arch_batch > 1 and not self._layerwise:
+            raise ValueError("arch_batch > 1 needs the layerwise engine with output 'trace' or 'sum' "
+                             f"(got engine={settings.engine!r}, output={settings.output!r}); use arch_batch=1")
         self.apply_fn = CellNetwork(self.config)
         self.attack_fn = CellNetwork(self.config, input_gradients_only=True)
         k_init, k_batch, self._attack_key = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
@@ -202,16 +182,32 @@ class Scorer:
                 raise ValueError(f"images have shape {self.x.shape[1:]}; {settings.dataset} expects "
                                  f"{self.config.input_shape}")
 
-    def __call__(self, arch: Arch | str) -> Score:
-        arch = as_arch(arch)
-        start = time.perf_counter()
+    @property
+    def _layerwise(self) -> bool:
+        return self.settings.engine == "layerwise" and self.settings.output != "full"
+
+    def _kernels_of_cell(self, arch: Arch) -> dict[str, np.ndarray]:
         ops = jnp.asarray(arch.ops, jnp.int32)
+        if self._layerwise:
+            out = pipeline.cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
+                                        self.config)
+            return {n: np.asarray(k, np.float64) for n, k in zip(KERNEL_SETS[self.settings.kernels], out)}
         if self.config.bn_mode == "batch":
             make_ctx = lambda b: (ops, network.batch_statistics(self.params, ops, b, self.config))  # noqa: E731
         else:
             make_ctx = lambda b: (ops, None)  # noqa: E731
-        kernels = _kernels(self.apply_fn, self.params, self.x, self.y, make_ctx, (ops, None), self._attack_key,
-                           self.settings, self.attack_fn)
+        return _kernels(self.apply_fn, self.params, self.x, self.y, make_ctx, (ops, None), self._attack_key,
+                        self.settings, self.attack_fn)
+
+    def _kernels_of_batch(self, archs: Sequence[Arch]) -> list[dict[str, np.ndarray]]:
+        """One device step for up to ``arch_batch`` cells, padded with the first (one program for every batch)."""
+        ops = np.asarray([a.ops for a in archs] + [archs[0].ops] * (self.arch_batch - len(archs)), np.int32)
+        out = pipeline.batched_cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
+                                            self.config)
+        out = [np.asarray(k, np.float64) for k in out]
+        return [{n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)} for i in range(len(archs))]
+
+    def _score(self, arch: Arch, kernels: Mapping[str, np.ndarray], seconds: float) -> Score:
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
                                        self.settings.output)
         metrics["params"] = float(cost.num_params(arch, self.config))
@@ -220,7 +216,29 @@ class Scorer:
             flags = ("dead_cell",) + flags
         elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
             flags = ("parameter_free_cell",) + flags
-        return Score(arch.to_string(), metrics, flags, asdict(self.settings), time.perf_counter() - start)
+        return Score(arch.to_string(), metrics, flags, asdict(self.settings), seconds)
+
+    def __call__(self, arch: Arch | str) -> Score:
+        """Score one cell (the single-cell program, whatever ``arch_batch`` is)."""
+        arch = as_arch(arch)
+        start = time.perf_counter()
+        kernels = self._kernels_of_cell(arch)
+        result = self._score(arch, kernels, 0.0)
+        return replace(result, seconds=time.perf_counter() - start)
+
+    def score_many(self, archs: Sequence[Arch | str]) -> list[Score]:
+        """Score cells ``arch_batch`` at a time; each :class:`Score`'s ``seconds`` is its share of its step."""
+        archs = [as_arch(a) for a in archs]
+        if self.arch_batch == 1:
+            return [self(a) for a in archs]
+        results = []
+        for i in range(0, len(archs), self.arch_batch):
+            chunk = archs[i:i + self.arch_batch]
+            start = time.perf_counter()
+            scored = [self._score(a, k, 0.0) for a, k in zip(chunk, self._kernels_of_batch(chunk))]
+            share = (time.perf_counter() - start) / len(chunk)
+            results += [replace(s, seconds=share) for s in scored]
+        return results
 
 
 def score(arch: Arch | str, data_dir=None, images=None, **settings) -> Score:
