@@ -11,6 +11,11 @@ wall time, the first call's time, the XLA backend-compile seconds and count for 
 batch and K̃_2ε, K̄_2ε (everything K_all/K̃_all need). The "before" engine is ``jacobian`` (per-sample Jacobians of
 the whole supernet, :mod:`ntkscore.ntk`), the "after" one ``layerwise`` (:mod:`ntkscore.layerwise`); the ratio
 table compares them within this run. Results: ``benchmarks/results/speed.md`` (+ ``speed.json``).
+
+``--arch-batches 1 8`` also measures the architecture-batched program (:mod:`ntkscore.pipeline`, layerwise engine
+only): each step scores ``A`` copies of the cell through ``Scorer.score_many``, and the per-cell time is the step's
+time divided by ``A``. On a GPU this is the accelerator path; the projected time for all 6466 unique cells is
+``6466 × mean(light, mixed, heavy)`` (a rough figure: the real mix of cells is heavier than that mean on a CPU).
 """
 
 import argparse
@@ -33,7 +38,7 @@ CELLS = {
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-def child(engine: str, kernels: str, batch_size: int, repeats: int) -> dict:
+def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: int = 1) -> dict:
     """One configuration in this process; returns its measurements."""
     import jax
 
@@ -43,20 +48,22 @@ def child(engine: str, kernels: str, batch_size: int, repeats: int) -> dict:
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kw: compiles.append(duration) if event == COMPILE_EVENT else None)
     start = time.perf_counter()
-    scorer = Scorer(ScoreSettings(batch_size=batch_size, kernels=kernels, engine=engine))
+    scorer = Scorer(ScoreSettings(batch_size=batch_size, kernels=kernels, engine=engine), arch_batch=arch_batch)
     setup = time.perf_counter() - start
     first, median = {}, {}
     for name, arch in CELLS.items():
+        step = (lambda: scorer(arch)) if arch_batch == 1 else (lambda: scorer.score_many([arch] * arch_batch))  # noqa: B023
         t = time.perf_counter()
-        scorer(arch)
+        step()
         first[name] = time.perf_counter() - t
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            scorer(arch)
-            times.append(time.perf_counter() - t)
+            step()
+            times.append((time.perf_counter() - t) / arch_batch)
         median[name] = statistics.median(times) if times else float("nan")
-    return {"engine": engine, "kernels": kernels, "batch_size": batch_size, "repeats": repeats,
+    return {"engine": engine, "kernels": kernels, "batch_size": batch_size, "arch_batch": arch_batch,
+            "repeats": repeats,
             "setup_s": setup, "first_s": first, "median_s": median, "compile_s": sum(compiles),
             "compiles": len(compiles), "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend()}
@@ -83,17 +90,23 @@ def markdown(rows: list[dict], command: str) -> str:
            "Per-cell wall time is the median of the repeats after a warm-up call; *first call* includes compilation "
            "(XLA backend compile time and count are for the whole configuration run); peak RSS is the "
            "configuration's own subprocess.", "",
-           "| engine | kernels | B | light s | mixed s | heavy s | first call s | compile s | compiles | peak RSS GB |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "*cells/step* > 1 is the architecture-batched program: per-cell time = step time ÷ cells/step. "
+           "*6466 cells* projects 6466 × mean(light, mixed, heavy) per-cell time (rough).", "",
+           "| device | engine | kernels | B | cells/step | light s | mixed s | heavy s | 6466 cells h | first call s "
+           "| compile s | compiles | peak RSS GB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        head = f"| {r.get('device', '?')} | {r['engine']} | {r['kernels']} | {r['batch_size']} | {r.get('arch_batch', 1)}"
         if "error" in r:
-            out.append(f"| {r['engine']} | {r['kernels']} | {r['batch_size']} | failed: {r['error']} ||||||| ")
+            out.append(f"{head} | failed: {r['error']} ||||||||")
             continue
         m = r["median_s"]
-        out.append(f"| {r['engine']} | {r['kernels']} | {r['batch_size']} | {m['light']:.2f} | {m['mixed']:.2f} | "
-                   f"{m['heavy']:.2f} | {max(r['first_s'].values()):.1f} | {r['compile_s']:.1f} | {r['compiles']} | "
+        projected = 6466 * statistics.mean(m.values()) / 3600
+        out.append(f"{head} | {m['light']:.2f} | {m['mixed']:.2f} | {m['heavy']:.2f} | {projected:.1f} | "
+                   f"{max(r['first_s'].values()):.1f} | {r['compile_s']:.1f} | {r['compiles']} | "
                    f"{r['peak_rss_gb']:.1f} |")
-    ok = {(r["engine"], r["kernels"], r["batch_size"]): r for r in rows if "error" not in r}
+    ok = {(r["engine"], r["kernels"], r["batch_size"]): r for r in rows
+          if "error" not in r and r.get("arch_batch", 1) == 1}
     ratios = [(k, b, ok[("jacobian", k, b)], ok[("layerwise", k, b)]) for (e, k, b) in ok
               if e == "jacobian" and ("layerwise", k, b) in ok]
     if ratios:
@@ -112,37 +125,38 @@ def main(argv=None) -> int:
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[16, 32, 64])
     p.add_argument("--jacobian-max-batch", type=int, default=16,
                    help="skip the jacobian engine above this batch size (its memory grows with B·k·P)")
+    p.add_argument("--arch-batches", nargs="+", type=int, default=[1],
+                   help="cells per device step (>1: the architecture-batched program, layerwise engine only)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.md"))
     p.add_argument("--append", action="store_true", help="keep the rows already in --out's .json")
-    p.add_argument("--child", nargs=3, metavar=("ENGINE", "KERNELS", "B"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=4, metavar=("ENGINE", "KERNELS", "B", "A"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]), args.repeats)))
+        print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]), args.repeats, int(args.child[3]))))
         return 0
     out = Path(args.out)
     command = "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = json.loads(out.with_suffix(".json").read_text()) if args.append else []
     if args.append:
         command = out.with_suffix(".cmd").read_text().strip() + "` then `" + command
-    for engine in args.engines:
-        for kernels in args.kernels:
-            for b in args.batch_sizes:
-                if engine == "jacobian" and b > args.jacobian_max_batch:
-                    continue
-                proc = subprocess.run([sys.executable, __file__, "--child", engine, kernels, str(b), "--repeats",
-                                       str(args.repeats)], capture_output=True, text=True, check=False)
-                if proc.returncode:
-                    tail = (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
-                    rows.append({"engine": engine, "kernels": kernels, "batch_size": b,
-                                 "error": f"exit {proc.returncode}: {tail}"})
-                else:
-                    rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(markdown(rows, command))  # rewritten after each configuration: nothing is lost
-                out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-                out.with_suffix(".cmd").write_text(command + "\n")
+    grid = [(e, k, b, a) for e in args.engines for k in args.kernels for b in args.batch_sizes
+            for a in args.arch_batches
+            if not (e == "jacobian" and (b > args.jacobian_max_batch or a > 1))]
+    for engine, kernels, b, a in grid:
+        proc = subprocess.run([sys.executable, __file__, "--child", engine, kernels, str(b), str(a), "--repeats",
+                               str(args.repeats)], capture_output=True, text=True, check=False)
+        if proc.returncode:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
+            rows.append({"engine": engine, "kernels": kernels, "batch_size": b, "arch_batch": a,
+                         "error": f"exit {proc.returncode}: {tail}"})
+        else:
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown(rows, command))  # rewritten after each configuration: nothing is lost
+        out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+        out.with_suffix(".cmd").write_text(command + "\n")
     return 0
 
 

@@ -50,6 +50,8 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
                    help="NTK engine: layerwise (default, fastest) or per-sample Jacobians (the reference)")
     g.add_argument("--channels", type=int, default=16, help="C of the network (default 16)")
     g.add_argument("--cells", type=int, default=5, help="N cells per stage (default 5)")
+    g.add_argument("--input-size", type=int, default=None,
+                   help="image side (default: the dataset's, 32 for CIFAR); smaller sizes area-downsample the images")
     g.add_argument("--inputs", choices=["data", "random"], default="data",
                    help="data: CIFAR images from --data; random: uniform noise (no files needed)")
     g.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
@@ -72,7 +74,7 @@ def _settings(args):
     return ScoreSettings(dataset=args.dataset, batch_size=args.batch_size, seed=args.seed, kernels=args.kernels,
                          betas=tuple(args.beta), attack=args.attack, eps=args.eps / 255, step_size=args.step_size / 255,
                          steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
-                         channels=args.channels, cells_per_stage=args.cells)
+                         channels=args.channels, cells_per_stage=args.cells, input_size=args.input_size)
 
 
 def _score_table(result) -> str:

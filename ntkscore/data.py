@@ -133,6 +133,19 @@ def load_batch(key: jax.Array, size: int, dataset: str = "cifar10", data: str | 
     return to_unit_float(x[idx]), jnp.asarray(y[idx], jnp.int32)
 
 
+def downsample(x: jax.Array, size: int) -> jax.Array:
+    """Area downsampling of NHWC images to ``size × size``: the mean of each ``k × k`` block, ``k = H / size``.
+
+    For cheap scoring at a reduced input size (e.g. CIFAR's 32×32 → 16×16, ``k = 2``); ``k`` must be an integer.
+    """
+    h, w = x.shape[1], x.shape[2]
+    if size < 1 or h % size or w % size or h // size != w // size:
+        raise ValueError(f"cannot downsample {h}×{w} images to {size}×{size}: the size must divide both sides "
+                         f"by the same integer (e.g. 32 → 16 or 8)")
+    k = h // size
+    return x.reshape(x.shape[0], size, k, size, k, x.shape[3]).mean(axis=(2, 4))
+
+
 def random_batch(key: jax.Array, size: int, input_shape: tuple[int, int, int] = (32, 32, 3),
                  num_classes: int = 10) -> tuple[jax.Array, jax.Array]:
     """Explicit fallback: uniform [0, 1] images and balanced labels ``i mod classes`` (no data needed)."""

@@ -178,6 +178,8 @@ class Scorer:
             self.x, self.y = data.random_batch(k_batch, settings.batch_size, self.config.input_shape, info.num_classes)
         else:
             self.x, self.y = data.load_batch(k_batch, settings.batch_size, settings.dataset, data_dir, images)
+            if self.x.shape[1] > self.config.input_size:  # a reduced input size: area-downsample the images
+                self.x = data.downsample(self.x, self.config.input_size)
             if self.x.shape[1:] != self.config.input_shape:
                 raise ValueError(f"images have shape {self.x.shape[1:]}; {settings.dataset} expects "
                                  f"{self.config.input_shape}")

@@ -75,3 +75,23 @@ def test_bad_requests(tmp_path):
         data.dataset_info("mnist")
     with pytest.raises(ValueError, match="batch size must be positive"):
         data.random_batch(jax.random.PRNGKey(0), 0)
+
+
+def test_downsample_is_the_block_mean_and_rejects_bad_sizes():
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    got = np.asarray(data.downsample(x, 2))
+    assert got.shape == (2, 2, 2, 3)
+    assert got[1, 0, 1, 2] == np.mean(x[1, 0:2, 2:4, 2])  # the 2×2 block at rows 0-1, columns 2-3
+    assert np.array_equal(np.asarray(data.downsample(x, 4)), x)
+    with pytest.raises(ValueError, match="cannot downsample 4×4 images to 3×3"):
+        data.downsample(x, 3)
+
+
+def test_scorer_downsamples_real_images_to_a_reduced_input_size(data_dir):
+    from ntkscore.score import Scorer, ScoreSettings
+
+    scorer = Scorer(ScoreSettings(channels=4, cells_per_stage=1, input_size=8, batch_size=4, kernels="clean"),
+                    data_dir=data_dir)
+    full, _ = data.load_batch(jax.random.split(jax.random.PRNGKey(0), 3)[1], 4, "cifar10", data=data_dir)
+    assert scorer.x.shape == (4, 8, 8, 3)
+    assert np.allclose(scorer.x, data.downsample(full, 8))
