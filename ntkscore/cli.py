@@ -152,9 +152,8 @@ def cmd_rank(args) -> int:
 def cmd_correlate(args) -> int:
     import pandas as pd
 
-    from . import benchmarks, cost, evaluate
+    from . import benchmarks, evaluate
     from .data import data_dir
-    from .space import Arch
 
     scores = pd.read_csv(args.scores)
     if "arch" not in scores.columns:
@@ -162,22 +161,9 @@ def cmd_correlate(args) -> int:
     root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
     robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
     nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
-    tables = [benchmarks.load_robbench_csv(robbench, args.metrics or benchmarks.ROBBENCH_METRICS)]
-    tables.append(benchmarks.load_table(nb201, ["test_acc"])[["arch_str", "test_acc"]])
-    joined = scores
-    for table in tables:
-        joined = evaluate.join(joined, table)
-    archs = [Arch.from_string(a) for a in joined["arch"]]
-    joined["baseline.params"] = [cost.num_params(a) for a in archs]
-    joined["baseline.flops"] = [cost.flops(a) for a in archs]
-    baselines = ["baseline.params", "baseline.flops"]
     proxies = args.proxies if args.proxies is not None else (root / "zero_cost" / "nb201_cifar10_proxies.csv")
-    if str(proxies) != "none":
-        table = benchmarks.load_table(proxies)
-        names = [c for c in table.columns if c not in ("arch_index", "arch_str", "flops", "params")]
-        table = table.rename(columns={c: f"proxy.{c}" for c in names})[["arch_str"] + [f"proxy.{c}" for c in names]]
-        joined = evaluate.join(joined, table)
-        baselines += [f"proxy.{c}" for c in names]
+    joined, baselines = evaluate.join_benchmarks(scores, robbench, nb201, None if str(proxies) == "none" else proxies,
+                                                 args.metrics or benchmarks.ROBBENCH_METRICS)
     metrics = list(args.metrics or benchmarks.ROBBENCH_METRICS) + ["test_acc"]
     columns = args.score or [c for c in scores.columns if "." in c and not c.startswith("setting.")]
     table = evaluate.correlate(joined, columns + baselines, metrics, n_boot=args.bootstrap, seed=0)

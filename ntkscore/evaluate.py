@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
+from . import benchmarks, cost
 from .benchmarks import canonical_keys
+from .space import Arch
 
 LOWER_IS_BETTER = ("condition", "bound")
 TOP_FRACTIONS = (0.01, 0.05, 0.10)
@@ -32,6 +34,27 @@ def join(scores: pd.DataFrame, benchmark: pd.DataFrame, arch_column: str = "arch
     right = benchmark.assign(_key=canonical_keys(benchmark["arch_str"])).drop_duplicates("_key")
     right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "_key"])
     return left.merge(right, on="_key", how="inner").drop(columns="_key")
+
+
+def join_benchmarks(scores: pd.DataFrame, robbench, nb201, proxies=None,
+                    metrics=benchmarks.ROBBENCH_METRICS) -> tuple[pd.DataFrame, list[str]]:
+    """``scores`` (an ``arch`` column) joined with NAS-RobBench-201 ``metrics`` (CSV at ``robbench``), NB201 clean
+    ``test_acc`` (CSV at ``nb201``) and, when ``proxies`` names a CSV, the published zero-cost proxies
+    (``proxy.<name>``); #params and FLOPs computed by this project are added as ``baseline.params`` /
+    ``baseline.flops``. Returns the joined table and the baseline column names."""
+    joined = join(scores, benchmarks.load_robbench_csv(robbench, metrics))
+    joined = join(joined, benchmarks.load_table(nb201, ["test_acc"])[["arch_str", "test_acc"]])
+    archs = [Arch.from_string(a) for a in joined["arch"]]
+    joined["baseline.params"] = [cost.num_params(a) for a in archs]
+    joined["baseline.flops"] = [cost.flops(a) for a in archs]
+    baselines = ["baseline.params", "baseline.flops"]
+    if proxies is not None:
+        table = benchmarks.load_table(proxies)
+        names = [c for c in table.columns if c not in ("arch_index", "arch_str", "flops", "params")]
+        table = table.rename(columns={c: f"proxy.{c}" for c in names})[["arch_str"] + [f"proxy.{c}" for c in names]]
+        joined = join(joined, table)
+        baselines += [f"proxy.{c}" for c in names]
+    return joined, baselines
 
 
 def top_k_precision(score, target, fraction: float) -> float:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import attack, cost, data, network, pipeline, theory
+from . import attack, composite, cost, data, network, pipeline, theory
 from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
 from .pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
 from .space import OPS, Arch, as_arch
@@ -214,6 +214,7 @@ class Scorer:
                                        self.settings.output)
         metrics["params"] = float(cost.num_params(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))
+        metrics.update(composite.composite_scores(metrics))
         if arch.is_dead:
             flags = ("dead_cell",) + flags
         elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
@@ -269,4 +270,6 @@ def score_model(apply_fn: Callable[[Any, jax.Array], jax.Array], params, x, y, *
     key = jax.random.PRNGKey(s.seed) if key is None else key
     kernels = _kernels(fn, params, x, y, lambda b: None, None, key, s)
     metrics, flags = kernel_scores(kernels, np.asarray(y), out.shape[1], s.betas, s.output)
+    metrics["params"] = float(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
+    metrics.update(composite.composite_scores(metrics))
     return Score(None, metrics, flags, asdict(s))

@@ -28,7 +28,8 @@ def test_scores_are_finite_deterministic_and_one_program(scorer):
     assert a.metrics == b.metrics
     assert all(np.isfinite(v) for v in a.metrics.values())
     assert a.value == a.metrics["K_rob_all@1.lambda_min"] > 0
-    assert {"K.lambda_min", "K_rob.bound", "K_all@0.5.condition", "K_rob_all@0.trace", "params", "flops"} <= set(a.metrics)
+    assert {"K.lambda_min", "K_rob.bound", "K_all@0.5.condition", "K_rob_all@0.trace", "params", "flops",
+            "composite.paper", "composite.robust_bound+params"} <= set(a.metrics)
     row = a.to_dict()
     assert row["arch"] == MIXED and row["setting.batch_size"] == 6
 
