@@ -6,7 +6,7 @@ are skipped, and scoring continues: no row is lost and none is written twice. CS
 can be appended one row at a time and read back by pandas even while a run is still writing it.
 
 Each row holds the cell, every metric, the flags, the seconds it took, every :class:`~ntkscore.score.ScoreSettings`
-field (``setting.*``) and the package version; a resumed run refuses a file written with other settings.
+field (``setting.*``), the package version and the device kind; a resumed run refuses a file written with other settings.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+import jax
 import numpy as np
 
 from . import __version__
@@ -24,6 +25,7 @@ from .score import Score
 from .space import Arch, as_arch, unique_archs
 
 VERSION_COLUMN = "ntkscore_version"
+DEVICE_COLUMN = "device"
 
 
 def select_archs(sample: int | None = None, seed: int = 0, archs: Iterable[str | Arch] | None = None) -> list[Arch]:
@@ -117,6 +119,7 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
     settings = getattr(score_fn, "settings", None)
     header, done = finished(out, None if settings is None else vars(settings))
     step = getattr(score_fn, "arch_batch", 1)
+    device = jax.devices()[0].device_kind
     pending: list[Arch] = []
 
     def flush() -> Iterator[Score]:
@@ -124,7 +127,7 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
         results = score_fn.score_many(pending) if step > 1 else [score_fn(a) for a in pending]
         pending.clear()
         for result in results:
-            header = _append(out, header, {**result.to_dict(), VERSION_COLUMN: __version__})
+            header = _append(out, header, {**result.to_dict(), VERSION_COLUMN: __version__, DEVICE_COLUMN: device})
             done.add(result.arch)
             yield result
 
