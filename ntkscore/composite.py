@@ -41,7 +41,7 @@ CANDIDATES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "robust_bound+params": lambda m: -_log(m["K_rob.bound"]) + _log(m["params"]),
 }
 PREFIX = "composite."
-DEFAULT = "paper"
+DEFAULT = "robust_bound+params"
 
 
 def composite_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:

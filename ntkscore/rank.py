@@ -26,6 +26,8 @@ from .space import Arch, as_arch, unique_archs
 
 VERSION_COLUMN = "ntkscore_version"
 DEVICE_COLUMN = "device"
+IGNORED_ON_RESUME = ("primary",)
+"""Settings that change no stored value (which metric is the primary one), so a resumed run may differ in them."""
 
 
 def select_archs(sample: int | None = None, seed: int = 0, archs: Iterable[str | Arch] | None = None) -> list[Arch]:
@@ -89,6 +91,8 @@ def finished(path: str | os.PathLike, settings: dict | None = None) -> tuple[lis
         for row in reader:
             if settings is not None and not done:
                 for key, value in settings.items():
+                    if key in IGNORED_ON_RESUME:
+                        continue
                     stored = row.get(f"setting.{key}")
                     if stored is not None and stored != ("" if value is None else str(value)):
                         raise ValueError(f"{path} was produced with {key}={stored}, this run has {value}; "

@@ -30,7 +30,7 @@ from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
 from .pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
 from .space import OPS, Arch, as_arch
 
-DEFAULT_SCORE = "K_rob_all@1.lambda_min"
+DEFAULT_SCORE = composite.PREFIX + composite.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,12 @@ class Score:
     @property
     def value(self) -> float:
         """The primary score (``settings["primary"]``, by default :data:`DEFAULT_SCORE`)."""
-        return self.metrics[self.settings.get("primary", DEFAULT_SCORE)]
+        name = self.settings.get("primary", DEFAULT_SCORE)
+        if name not in self.metrics:
+            raise KeyError(f"the primary score {name!r} was not computed with kernels="
+                           f"{self.settings.get('kernels')!r} (robust scores need kernels='robust' or 'all'); "
+                           f"pick one of the metrics, e.g. score['K.lambda_min']")
+        return self.metrics[name]
 
     def __getitem__(self, name: str) -> float:
         return self.metrics[name]

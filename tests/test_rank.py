@@ -24,7 +24,7 @@ def test_rank_appends_and_resumes_without_duplicates(tmp_path):
     assert sum(r is not None for r in rank(archs[:3], _fake_score, out)) == 3
     assert sum(r is not None for r in rank(archs, _fake_score, out)) == 5
     df = pd.read_csv(out)
-    assert list(df["arch"]) == CELLS and "ntkscore_version" in df.columns
+    assert list(df["arch"]) == CELLS and {"ntkscore_version", "device"} <= set(df.columns)
     with pytest.raises(FileExistsError, match="exists"):
         list(rank(archs, _fake_score, out, resume=False))
 
@@ -46,6 +46,8 @@ def test_settings_mismatch_is_refused(tmp_path):
     out.write_text("arch,K.lambda_min,setting.seed\n" + CELLS[0] + ",1.0,1\n")
     with pytest.raises(ValueError, match="produced with seed=1"):
         finished(out, {"seed": 0})
+    out.write_text("arch,K.lambda_min,setting.seed,setting.primary\n" + CELLS[0] + ",1.0,0,K.lambda_min\n")
+    assert finished(out, {"seed": 0, "primary": "K.trace"})[1] == {CELLS[0]}  # the primary metric changes no value
 
 
 def test_selection_and_arch_files(tmp_path):

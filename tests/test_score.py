@@ -27,7 +27,8 @@ def test_scores_are_finite_deterministic_and_one_program(scorer):
     assert ntk.ntk_pairs._cache_size() - before <= 1 and ntk.ntk_pairs._cache_size() == after_first
     assert a.metrics == b.metrics
     assert all(np.isfinite(v) for v in a.metrics.values())
-    assert a.value == a.metrics["K_rob_all@1.lambda_min"] > 0
+    assert a.value == a.metrics["composite.robust_bound+params"]
+    assert a.metrics["composite.paper"] == a.metrics["K_rob_all@1.lambda_min"] > 0
     assert {"K.lambda_min", "K_rob.bound", "K_all@0.5.condition", "K_rob_all@0.trace", "params", "flops",
             "composite.paper", "composite.robust_bound+params"} <= set(a.metrics)
     row = a.to_dict()
@@ -59,6 +60,8 @@ def test_kernel_relations_hold(scorer):
 def test_clean_only_and_fgsm_settings():
     clean = score(MIXED, **TINY_SETTINGS, kernels="clean")
     assert "K_rob.lambda_min" not in clean.metrics and "K.lambda_min" in clean.metrics
+    with pytest.raises(KeyError, match="needs? kernels='robust' or 'all'|robust scores need"):
+        clean.value
     fgsm = score(MIXED, **TINY_SETTINGS, attack="fgsm")
     assert np.isfinite(fgsm.value)
 
