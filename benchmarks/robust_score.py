@@ -3,6 +3,8 @@ on a development split of the whole NB201 space.
 
     python benchmarks/robust_score.py --run      # score (resumable), then write the report; ~40 min on 2 CPU cores
     python benchmarks/robust_score.py            # the report only, from the score files already in runs/space/
+    python benchmarks/robust_score.py --runs benchmarks/results/space --real benchmarks/results/scores_300.csv.gz
+                                                 # the recorded report, from the committed (gzipped) score tables
 
 ``--run`` first scores, with ``ntkscore rank`` at the cheap settings :data:`CHEAP` (C = 8, N = 1, 16×16 images,
 B = 10, PGD-7 at ε = 8/255, all five kernels), all 6466 unique cells (``runs/space/seed0.csv``), then a seeded 10%
@@ -44,6 +46,12 @@ QUANTITIES = ("lambda_min", "condition", "trace", "bound", "effective_rank")
 def with_candidates(scores: pd.DataFrame) -> pd.DataFrame:
     """The score table with every composite candidate as a column (computed from its columns)."""
     return scores.assign(**composite.composite_scores(scores))
+
+
+def shown(path) -> str:
+    """``path`` relative to the repository when it is inside it (for the report's text)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def benchmark_join(scores: pd.DataFrame, root: Path, proxies: bool = False):
@@ -97,7 +105,7 @@ def factor_table(base: pd.DataFrame, variants: dict[str, str], columns, root: Pa
     target = benchmark_join(keyed["base"].loc[common].reset_index(drop=True), root)[0]
     target = target.assign(_key=canonical_keys(target["arch"])).set_index("_key")[SELECT_ON]
     lines = ["", f"## Factors: τ against PGD-8 on the {len(common)} cells scored under every setting", "",
-             "Columns: the base run and each variant (" + "; ".join(f"{k} = {v}" for k, v in variants.items()) +
+             "Columns: the base run and each variant (" + "; ".join(f"{k} = {shown(v)}" for k, v in variants.items()) +
              ")" + ("; *mean of seeds* averages each quantity's log over the seeds." if len(seeds) > 1 else "."), "",
              "| score | " + " | ".join(keyed) + " |", "|---|" + "---|" * len(keyed)]
     for c in columns:
@@ -146,9 +154,10 @@ def main(argv=None) -> int:
             rc = ntkscore_main(["rank", *which, *CHEAP, *(extra or []), *data, "--out", str(runs / f"{label}.csv")])
             if rc:
                 return rc
-    args.scores = args.scores or str(runs / "seed0.csv")
-    args.stability = args.stability or (str(runs / "seed1.csv") if (runs / "seed1.csv").exists() else None)
-    args.variants = args.variants or [f"{k}={runs / k}.csv" for k in VARIANTS if (runs / f"{k}.csv").exists()]
+    found = {k: p for k in ("seed0", *VARIANTS) for p in (runs / f"{k}.csv", runs / f"{k}.csv.gz") if p.exists()}
+    args.scores = args.scores or str(found.get("seed0", runs / "seed0.csv"))
+    args.stability = args.stability or (str(found["seed1"]) if "seed1" in found else None)
+    args.variants = args.variants or [f"{k}={found[k]}" for k in VARIANTS if k in found]
     root = data_dir(args.data)
     scores = with_candidates(pd.read_csv(args.scores))
     joined, baselines = benchmark_join(scores, root, proxies=True)
@@ -174,7 +183,7 @@ def main(argv=None) -> int:
              "Command: `python benchmarks/robust_score.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
              "", f"Scored with: {', '.join(f'{k}={v}' for k, v in settings.items() if k not in ('primary',))}.",
              f"Compute: {seconds.median():.2f} s per cell (median), {seconds.sum() / 3600:.2f} h in all "
-             f"(`seconds` column of {Path(args.scores).name}; device: "
+             f"(`seconds` column of {shown(args.scores)}; device: "
              f"{scores['device'].iloc[0] if 'device' in scores else 'see the run notes'}).", "",
              f"{len(joined)} cells have every benchmark metric, #params, FLOPs and the published proxies; the "
              f"development split holds {int(dev.sum())} of them (seed {args.split_seed}), the test split "
@@ -206,7 +215,7 @@ def main(argv=None) -> int:
         other = with_candidates(pd.read_csv(args.stability))
         stab = stability(scores, other, candidates + theory)
         lines += ["", "## Seed-to-seed stability", "",
-                  f"Kendall τ between the scores of {args.scores} and {args.stability} (another initialisation, "
+                  f"Kendall τ between the scores of {shown(args.scores)} and {shown(args.stability)} (another initialisation, "
                   f"batch and attack noise) on their {int(stab.n.iloc[0])} common cells:", "",
                   "| score | τ between seeds |", "|---|---|"]
         lines += [f"| {r.score} | {r.tau_between:.3f} |" for r in stab.sort_values("tau_between", ascending=False).itertuples()]
@@ -215,12 +224,14 @@ def main(argv=None) -> int:
         stab = stability(scores, real, candidates + theory)
         real_joined = benchmark_join(real, root)[0]
         lines += ["", "## Transfer to the real shape (C16 N5, 32×32, B = 16)", "",
-                  f"On the {len(real_joined)} cells of {args.real}: the default's τ against PGD-8 there is "
+                  f"On the {len(real_joined)} cells of {shown(args.real)}: the default's τ against PGD-8 there is "
                   f"{tau(real_joined, chosen, SELECT_ON):.3f} (the paper's score: {tau(real_joined, paper, SELECT_ON):.3f}, "
                   f"#params: {tau(real_joined, 'baseline.params', SELECT_ON):.3f}). Kendall τ between the "
-                  "cheap and the real-shape value of each score on the common cells:", "",
-                  "| score | τ cheap vs real |", "|---|---|"]
-        lines += [f"| {r.score} | {r.tau_between:.3f} |" for r in stab.sort_values("tau_between", ascending=False).itertuples()]
+                  "cheap and the real-shape value of each score on the common cells, and each score's τ against "
+                  "PGD-8 at the real shape:", "",
+                  "| score | τ cheap vs real | τ vs PGD-8, real shape |", "|---|---|---|"]
+        lines += [f"| {r.score} | {r.tau_between:.3f} | {tau(real_joined, r.score, SELECT_ON):.3f} |"
+                  for r in stab.sort_values("tau_between", ascending=False).itertuples()]
     if args.variants:
         lines += factor_table(scores, dict(v.split("=", 1) for v in args.variants), candidates + theory, root)
     text = "\n".join(lines) + "\n"

@@ -152,12 +152,14 @@ def cmd_rank(args) -> int:
 def cmd_correlate(args) -> int:
     import pandas as pd
 
-    from . import benchmarks, evaluate
+    from . import benchmarks, composite, evaluate
     from .data import data_dir
 
     scores = pd.read_csv(args.scores)
     if "arch" not in scores.columns:
         raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
+    missing = {k: v for k, v in composite.composite_scores(scores).items() if k not in scores}
+    scores = scores.assign(**missing)  # files written before a candidate existed get it from their columns
     root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
     robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
     nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
