@@ -80,15 +80,20 @@ def _settings(args):
 def _score_table(result) -> str:
     from .theory import SCORE_NAMES
 
+    from .composite import PREFIX
+
     kernels: dict[str, dict[str, float]] = {}
     for name, value in result.metrics.items():
         kernel, _, quantity = name.rpartition(".")
-        if kernel:
+        if kernel and not name.startswith(PREFIX):
             kernels.setdefault(kernel, {})[quantity] = value
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
-    lines = [f"arch     {result.arch}", f"params   {result.metrics['params']:.0f}    "
+    primary = result.settings.get("primary", "")
+    value = f"{result.metrics[primary]:.6g} ({primary})" if primary in result.metrics else f"- ({primary} not computed)"
+    candidates = "  ".join(f"{n.removeprefix(PREFIX)} {v:.4g}" for n, v in result.metrics.items() if n.startswith(PREFIX))
+    lines = [f"arch     {result.arch}", f"score    {value}", f"params   {result.metrics['params']:.0f}    "
              f"FLOPs {result.metrics['flops'] / 1e6:.2f} M    time {result.seconds:.1f} s",
-             f"flags    {', '.join(result.flags) or '-'}", ""]
+             f"flags    {', '.join(result.flags) or '-'}", f"others   {candidates or '-'}", ""]
     lines.append(f"{'kernel':<16}" + "".join(f"{c:>16}" for c in cols))
     for kernel, values in kernels.items():
         lines.append(f"{kernel:<16}" + "".join(f"{values.get(c, float('nan')):>16.6g}" for c in cols))

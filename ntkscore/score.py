@@ -168,9 +168,11 @@ class Scorer:
                  arch_batch: int | None = None):
         self.settings = settings
         self.config = settings.network_config()
-        self.arch_batch = pipeline.default_arch_batch() if arch_batch is None else arch_batch
+        if arch_batch is None:  # by device kind; the generic engine has no batched program
+            arch_batch = pipeline.default_arch_batch() if self._layerwise else 1
+        self.arch_batch = arch_batch
         if not isinstance(self.arch_batch, int) or self.arch_batch < 1:
-            raise ValueError(f"arch_batch must be a positive int (cells per device step), got {arch_batch!r}")
+            raise ValueError(f"arch_batch must be a positive int (cells per device step), got {self.arch_batch!r}")
         if self.arch_batch > 1 and not self._layerwise:
             raise ValueError("arch_batch > 1 needs the layerwise engine with output 'trace' or 'sum' "
                              f"(got engine={settings.engine!r}, output={settings.output!r}); use arch_batch=1")
@@ -214,7 +216,7 @@ class Scorer:
         out = [np.asarray(k, np.float64) for k in out]
         return [{n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)} for i in range(len(archs))]
 
-    def _score(self, arch: Arch, kernels: Mapping[str, np.ndarray], seconds: float) -> Score:
+    def _score(self, arch: Arch, kernels: Mapping[str, np.ndarray]) -> Score:
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
                                        self.settings.output)
         metrics["params"] = float(cost.num_params(arch, self.config))
@@ -224,15 +226,14 @@ class Scorer:
             flags = ("dead_cell",) + flags
         elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
             flags = ("parameter_free_cell",) + flags
-        return Score(arch.to_string(), metrics, flags, asdict(self.settings), seconds)
+        return Score(arch.to_string(), metrics, flags, asdict(self.settings))
 
     def __call__(self, arch: Arch | str) -> Score:
         """Score one cell (the single-cell program, whatever ``arch_batch`` is)."""
         arch = as_arch(arch)
         start = time.perf_counter()
         kernels = self._kernels_of_cell(arch)
-        result = self._score(arch, kernels, 0.0)
-        return replace(result, seconds=time.perf_counter() - start)
+        return replace(self._score(arch, kernels), seconds=time.perf_counter() - start)
 
     def score_many(self, archs: Sequence[Arch | str]) -> list[Score]:
         """Score cells ``arch_batch`` at a time; each :class:`Score`'s ``seconds`` is its share of its step."""
@@ -243,7 +244,7 @@ class Scorer:
         for i in range(0, len(archs), self.arch_batch):
             chunk = archs[i:i + self.arch_batch]
             start = time.perf_counter()
-            scored = [self._score(a, k, 0.0) for a, k in zip(chunk, self._kernels_of_batch(chunk))]
+            scored = [self._score(a, k) for a, k in zip(chunk, self._kernels_of_batch(chunk))]
             share = (time.perf_counter() - start) / len(chunk)
             results += [replace(s, seconds=share) for s in scored]
         return results

@@ -1,6 +1,7 @@
 """Shared fixtures: the data directory and one tiny network configuration (C=4, N=1, 8×8) for most tests."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,21 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"benchmark data not found at {path} (set NTKSCORE_DATA)")
     return path
+
+
+@contextmanager
+def compilations():
+    """Yields a list that collects the XLA backend compilations (their durations) made inside the block."""
+    from jax import monitoring
+
+    compiles: list[float] = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiles
+    finally:
+        monitoring.unregister_event_duration_listener(listener)

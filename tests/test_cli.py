@@ -35,3 +35,12 @@ def test_score_json(capsys, monkeypatch):
     assert main(["score", "--json", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["arch"].startswith("|nor_conv_3x3~0|") and row["K_rob_all@1.lambda_min"] > 0
+
+
+def test_score_table_shows_the_primary_score_and_the_kernel_rows(capsys, monkeypatch):
+    monkeypatch.setenv("NTKSCORE_CACHE", "off")
+    assert main(["score", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "(composite.robust_bound+params)" in lines["score"] and "paper" in lines["others"]
+    assert {"K", "K_rob", "K_rob_all@1"} <= set(lines) and "composite" not in lines

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY, TINY_SETTINGS
+from conftest import TINY, TINY_SETTINGS, compilations
 from jax.flatten_util import ravel_pytree
 from test_ntk import _jacobian, _rel
 
@@ -77,20 +77,9 @@ def test_engines_give_the_same_scores():
 
 def test_one_compilation_per_shape_across_cells():
     """After the first cell, scoring more cells compiles nothing (counted by JAX's backend-compile events)."""
-    from jax import monitoring
-
     scorer = Scorer(ScoreSettings(**TINY_SETTINGS))
     scorer(CELLS[0])
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
-
-    monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with compilations() as compiles:
         for arch in CELLS[1:]:
             scorer(arch)
-    finally:
-        monitoring.unregister_event_duration_listener(listener)
     assert compiles == []

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import TINY, TINY_SETTINGS
+from conftest import TINY, TINY_SETTINGS, compilations
 from test_layerwise import CELLS
 from test_ntk import _rel
 
@@ -37,23 +37,12 @@ def test_batched_kernels_equal_one_cell_at_a_time(setup):
 
 
 def test_score_many_matches_single_cell_scores_with_one_compilation():
-    from jax import monitoring
-
     cells = CELLS + ["|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|skip_connect~2|"]
     single = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=1)
     batched = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=3)
     batched.score_many(cells[:1])  # compile the (padded) batch program once
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
-
-    monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with compilations() as compiles:
         many = batched.score_many(cells)  # two steps: 3 cells, then 2 padded to 3
-    finally:
-        monitoring.unregister_event_duration_listener(listener)
     assert compiles == []
     assert [s.arch for s in many] == [Arch.from_string(c).to_string() for c in cells]
     for got in many:
