@@ -3,8 +3,8 @@ on a development split of the whole NB201 space.
 
     python benchmarks/robust_score.py --run      # score (resumable), then write the report; ~40 min on 2 CPU cores
     python benchmarks/robust_score.py            # the report only, from the score files already in runs/space/
-    python benchmarks/robust_score.py --runs benchmarks/results/space --real benchmarks/results/scores_300.csv.gz
-                                                 # the recorded report, from the committed (gzipped) score tables
+    python benchmarks/robust_score.py --real benchmarks/results/scores_300.csv.gz
+                                                 # the recorded report (+ the committed real-shape 300-cell table)
 
 ``--run`` first scores, with ``ntkscore rank`` at the cheap settings :data:`CHEAP` (C = 8, N = 1, 16×16 images,
 B = 10, PGD-7 at ε = 8/255, all five kernels), all 6466 unique cells (``runs/space/seed0.csv``), then a seeded 10%
