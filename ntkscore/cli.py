@@ -105,7 +105,9 @@ def cmd_score(args) -> int:
 
     archs = [_parse_arch(a) for a in args.arch]
     scorer = Scorer(_settings(args), data_dir=args.data, arch_batch=args.arch_batch)
-    for result in scorer.score_many(archs):
+    # one cell at a time streams each table as it is ready; batched steps come back together
+    results = (scorer(a) for a in archs) if scorer.arch_batch == 1 else scorer.score_many(archs)
+    for result in results:
         print(json.dumps(result.to_dict()) if args.json else _score_table(result) + "\n", flush=True)
     return 0
 
