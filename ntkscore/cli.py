@@ -167,6 +167,7 @@ def cmd_correlate(args) -> int:
         raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
     missing = {k: v for k, v in composite.composite_scores(scores).items() if k not in scores}
     scores = scores.assign(**missing)  # files written before a candidate existed get it from their columns
+    scores = scores.assign(**composite.aggregate_scores(scores))  # rank aggregates over this file's cells
     root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
     robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
     nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
@@ -229,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", nargs="+", help="score columns (default: every metric column of the file)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the τ CI (0: none)")
     p.add_argument("--plot", nargs="+", help="score columns to plot (default: the first six and baselines)")
-    p.add_argument("--plot-metric", nargs="+", default=["val_pgd_8.0_acc"], help="metrics to plot against")
+    p.add_argument("--plot-metric", nargs="*", default=["val_pgd_8.0_acc"],
+                   help="metrics to plot against (none given: no plots)")
     p.add_argument("--out-dir", default="runs/correlate", help="where tables and plots go")
     p.set_defaults(func=cmd_correlate)
     return parser

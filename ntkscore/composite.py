@@ -14,6 +14,19 @@ log space, so a candidate's ranking does not change when any factor is rescaled 
   complexity term to its trainability and expressivity terms);
 * ``robust_bound+params`` ``−log bound(K̃_ε) + log #params``.
 
+Round 2 (session 4, added after round 1's results were seen — see the report): scale normalisation, and AZ-NAS-style
+rank aggregation. The trace is the kernel's overall scale ``Σ_i ‖∂f(x_i)/∂θ‖²``; dividing by it leaves its shape:
+
+* ``robust_lambda_min/trace``  ``log λ_min(K̃_ε) − log tr K̃_ε`` — λ_min of the trace-normalised robust kernel;
+* ``robust_lambda_min/trace+params`` the same ``+ log #params``;
+* ``robust_bound/trace+params`` ``−log bound(K̃_ε / tr K̃_ε) + log #params``, the label-aware term of the kernel
+  rescaled to unit trace: ``bound(K/c) = sqrt(c)·bound(K)``, so this is ``−log bound − ½ log tr + log #params``.
+
+The rank aggregates (:data:`AGGREGATES`, :func:`aggregate_scores`) need a population of cells, not one cell: with
+``r_t(a) ∈ [1, N]`` the rank of cell ``a`` among ``N`` cells under term ``t`` (1 = worst, ties averaged), AZ-NAS
+(Lee & Ham, CVPR 2024) scores ``Σ_t log(r_t(a)/N)``, so a cell must be good under every term to score well and no
+term's units or spread matter. The terms (:data:`TERMS`) are the theory quantities above.
+
 Which candidate is the default (:data:`DEFAULT`) was chosen on a fixed development split of the NB201 space and is
 reported on the rest (``benchmarks/robust_score.py``, ``benchmarks/results/robust_score.md``).
 """
@@ -39,9 +52,29 @@ CANDIDATES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "robust_bound": lambda m: -_log(m["K_rob.bound"]),
     "robust_lambda_min+params": lambda m: _log(m["K_rob.lambda_min"]) + _log(m["params"]),
     "robust_bound+params": lambda m: -_log(m["K_rob.bound"]) + _log(m["params"]),
+    "robust_lambda_min/trace": lambda m: _log(m["K_rob.lambda_min"]) - _log(m["K_rob.trace"]),
+    "robust_lambda_min/trace+params": lambda m: _log(m["K_rob.lambda_min"]) - _log(m["K_rob.trace"])
+    + _log(m["params"]),
+    "robust_bound/trace+params": lambda m: -_log(m["K_rob.bound"]) - 0.5 * _log(m["K_rob.trace"]) + _log(m["params"]),
 }
 PREFIX = "composite."
 DEFAULT = "robust_bound+params"
+
+TERMS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "trainability": lambda m: _log(m["K_rob.lambda_min"]),
+    "generalisation": lambda m: -_log(m["K_rob.bound"]),
+    "conditioning": lambda m: -_log(m["K_rob.condition"]),
+    "complexity": lambda m: _log(m["params"]),
+}
+"""Oriented theory terms (larger = better) of the rank aggregates: ``λ_min(K̃_ε)``, ``−bound(K̃_ε)``, ``−κ(K̃_ε)``,
+``#params``."""
+AGGREGATES: dict[str, tuple[str, ...]] = {
+    "rank(trainability,complexity)": ("trainability", "complexity"),
+    "rank(trainability,generalisation,complexity)": ("trainability", "generalisation", "complexity"),
+    "rank(trainability,conditioning,generalisation,complexity)": ("trainability", "conditioning", "generalisation",
+                                                                   "complexity"),
+}
+AGGREGATE_PREFIX = "aggregate."
 
 
 def composite_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,3 +88,29 @@ def composite_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:
             continue
         out[PREFIX + name] = float(value) if np.ndim(value) == 0 else value
     return out
+
+
+def log_rank_sum(columns) -> np.ndarray:
+    """``Σ_t log(r_t/N)`` over the given 1-D arrays (one per term, larger = better), ``r_t`` the ascending rank
+    (1 = smallest, ties get their average rank) among the ``N`` entries."""
+    from scipy.stats import rankdata
+
+    columns = [np.asarray(c, np.float64) for c in columns]
+    if not columns or any(c.ndim != 1 or len(c) != len(columns[0]) for c in columns):
+        raise ValueError("rank aggregation needs one or more 1-D columns of equal length (one entry per cell)")
+    n = len(columns[0])
+    return sum(np.log(rankdata(c) / n) for c in columns)
+
+
+def aggregate_scores(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{"aggregate.<name>": Σ_t log(r_t/N)}`` over the cells of ``table`` (columns of a score file) for every
+    :data:`AGGREGATES` entry whose terms can be computed. Ranks are within ``table``: the value of a cell depends
+    on which other cells are in it, so compare aggregates only within one table."""
+    terms = {}
+    for name, fn in TERMS.items():
+        try:
+            terms[name] = np.asarray(fn(table), np.float64)
+        except KeyError:
+            continue
+    return {AGGREGATE_PREFIX + name: log_rank_sum([terms[t] for t in needed])
+            for name, needed in AGGREGATES.items() if all(t in terms for t in needed)}

@@ -44,3 +44,23 @@ def test_score_table_shows_the_primary_score_and_the_kernel_rows(capsys, monkeyp
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert "(composite.robust_bound+params)" in lines["score"] and "paper" in lines["others"]
     assert {"K", "K_rob", "K_rob_all@1"} <= set(lines) and "composite" not in lines
+
+
+def test_correlate_adds_candidates_and_rank_aggregates(tmp_path, data_dir, capsys):
+    import numpy as np
+    import pandas as pd
+
+    bench = pd.read_csv(data_dir / "nasrobbench201" / "cifar10.csv", nrows=40)
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame({"arch": bench["arch_str"], "params": rng.uniform(1e5, 1e6, 40),
+                           **{f"K_rob.{q}": rng.uniform(0.1, 10.0, 40)
+                              for q in ("lambda_min", "condition", "bound", "trace")}})
+    path = tmp_path / "scores.csv"
+    scores.to_csv(path, index=False)
+    out = tmp_path / "out"
+    assert main(["correlate", str(path), "--data", str(data_dir), "--bootstrap", "0", "--plot-metric",
+                 "--out-dir", str(out)]) == 0
+    table = pd.read_csv(out / "correlations.csv")
+    assert "composite.robust_bound/trace+params" in set(table.score)
+    assert "aggregate.rank(trainability,generalisation,complexity)" in set(table.score)
+    assert "cells joined; correlations with" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import pytest
 from ntkscore import composite
 
 METRICS = {"K_rob_all@1.lambda_min": 0.25, "K_rob.lambda_min": 2.0, "K_rob.condition": 40.0, "K_rob.bound": 0.5,
-           "params": 1000.0}
+           "K_rob.trace": 16.0, "params": 1000.0}
 
 
 def test_candidates_follow_their_formulas():
@@ -18,6 +18,9 @@ def test_candidates_follow_their_formulas():
     assert got["composite.robust_bound"] == pytest.approx(math.log(2.0))
     assert got["composite.robust_lambda_min+params"] == pytest.approx(math.log(2000.0))
     assert got["composite.robust_bound+params"] == pytest.approx(math.log(2000.0))
+    assert got["composite.robust_lambda_min/trace"] == pytest.approx(math.log(2.0 / 16.0))
+    assert got["composite.robust_lambda_min/trace+params"] == pytest.approx(math.log(2.0 / 16.0 * 1000.0))
+    assert got["composite.robust_bound/trace+params"] == pytest.approx(math.log(1000.0 / (0.5 * 4.0)))
     assert set(got) == {composite.PREFIX + n for n in composite.CANDIDATES}
     assert composite.DEFAULT in composite.CANDIDATES
 
@@ -33,3 +36,35 @@ def test_rescaling_a_factor_does_not_change_a_ranking_and_dead_cells_rank_last()
 
 def test_clean_only_metrics_give_no_robust_candidates():
     assert composite.composite_scores({"K.lambda_min": 1.0, "params": 5.0}) == {}
+
+
+def test_bound_of_a_rescaled_kernel_matches_the_trace_normalised_candidate():
+    from ntkscore.theory import spectral_scores
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 9))
+    kernel = a @ a.T
+    y = np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    raw, unit = spectral_scores(kernel, y), spectral_scores(kernel / np.trace(kernel), y)
+    metrics = {"K_rob.bound": raw["bound"], "K_rob.trace": raw["trace"], "params": 10.0}
+    got = composite.CANDIDATES["robust_bound/trace+params"](metrics)
+    assert got == pytest.approx(-math.log(unit["bound"]) + math.log(10.0), rel=1e-6)
+
+
+def test_log_rank_sum_is_az_nas_aggregation():
+    first, second = np.array([3.0, 1.0, 2.0, 2.0]), np.array([10.0, 40.0, 20.0, 30.0])
+    got = composite.log_rank_sum([first, second])
+    ranks_first, ranks_second = np.array([4, 1, 2.5, 2.5]), np.array([1, 4, 2, 3])
+    assert np.allclose(got, np.log(ranks_first / 4) + np.log(ranks_second / 4))
+    assert composite.log_rank_sum([first * 1e9 + 5]) == pytest.approx(composite.log_rank_sum([first]))
+    with pytest.raises(ValueError, match="equal length"):
+        composite.log_rank_sum([first, second[:3]])
+
+
+def test_aggregates_need_a_population_and_their_terms():
+    table = pd.DataFrame({k: [v, v * 3, v / 7] for k, v in METRICS.items()})
+    got = composite.aggregate_scores(table)
+    assert set(got) == {composite.AGGREGATE_PREFIX + n for n in composite.AGGREGATES}
+    best_on_both = composite.log_rank_sum([np.log(table["K_rob.lambda_min"]), np.log(table["params"])])
+    assert np.allclose(got["aggregate.rank(trainability,complexity)"], best_on_both)
+    assert composite.aggregate_scores({"K.lambda_min": np.ones(3)}) == {}
