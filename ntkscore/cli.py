@@ -85,7 +85,7 @@ def _score_table(result) -> str:
     kernels: dict[str, dict[str, float]] = {}
     for name, value in result.metrics.items():
         kernel, _, quantity = name.rpartition(".")
-        if kernel and not name.startswith(PREFIX):
+        if kernel and not name.startswith(PREFIX) and "/" not in kernel:  # per-group rows: in --json only
             kernels.setdefault(kernel, {})[quantity] = value
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
     primary = result.settings.get("primary", "")

@@ -33,9 +33,10 @@ from jax import lax
 from . import network
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _gram_layer(fn, p, x, stats, gram):
-    """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) for ``gram``.
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _gram_layer(fn, slot, p, x, stats, gram):
+    """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) for ``gram`` — for
+    ``gram[slot]`` when ``slot`` is an int (a ``(groups, n, n)`` gram), for the whole ``(n, n)`` gram when ``None``.
 
     The forward pass and the input cotangent use XLA's convolution (``conv=_lax_conv``); the per-sample parameter
     gradients use :func:`ntkscore.network._conv`, whose weight gradient is a batched matmul under ``vmap``.
@@ -43,11 +44,11 @@ def _gram_layer(fn, p, x, stats, gram):
     return fn(p, x, stats, conv=network._lax_conv)[0]
 
 
-def _gram_layer_fwd(fn, p, x, stats, gram):
-    return _gram_layer(fn, p, x, stats, gram), (p, x, stats, gram)
+def _gram_layer_fwd(fn, slot, p, x, stats, gram):
+    return _gram_layer(fn, slot, p, x, stats, gram), (p, x, stats, gram)
 
 
-def _gram_layer_bwd(fn, residuals, g):
+def _gram_layer_bwd(fn, slot, residuals, g):
     p, x, stats, gram = residuals
 
     def one_sample(xi, si, gi):
@@ -56,11 +57,13 @@ def _gram_layer_bwd(fn, residuals, g):
         return vjp(gi[None])[0]
 
     per_sample = jax.vmap(one_sample)(x, stats, g)
-    contribution = jnp.zeros_like(gram)
+    contribution = jnp.zeros(gram.shape[-2:], gram.dtype)
     for leaf in jax.tree.leaves(per_sample):
         flat = leaf.reshape(leaf.shape[0], -1)
         contribution = contribution + lax.dot_general(flat, flat, (((1,), (1,)), ((), ())),
                                                       precision=lax.Precision.HIGHEST)
+    if slot is not None:
+        contribution = jnp.zeros_like(gram).at[slot].set(contribution)
     _, vjp_x = jax.vjp(lambda z: fn(p, z, stats, conv=network._lax_conv)[0], x)
     dx = vjp_x(g)[0]
     return jax.tree.map(jnp.zeros_like, p), dx, jax.tree.map(jnp.zeros_like, stats), contribution
@@ -79,24 +82,32 @@ def _per_sample_stats(stats_list: Sequence[network.Stats], sizes: Sequence[int])
     return jax.tree.map(expand, *stats_list)
 
 
-def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: str) -> jax.Array:
+class _GramHook:
+    """The layer hook that routes each layer's ``G Gᵀ`` into ``gram`` (into ``gram[group]`` when ``by_group``)."""
+
+    def __init__(self, gram, by_group: bool, slot: int | None = None):
+        self.gram, self.by_group, self.slot = gram, by_group, slot
+
+    def in_group(self, index: int) -> "_GramHook":
+        return _GramHook(self.gram, self.by_group, index if self.by_group else None)
+
+    def __call__(self, fn, p, h, s):
+        y = _gram_layer(fn, self.slot, p, h, s, self.gram)
+        if s is None:  # identity BN (or none): callers only need the statistics' structure
+            s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
+        return y, s
+
+
+def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: str,
+          by_group: bool = False) -> jax.Array:
     x = jnp.concatenate(list(xs), axis=0)
     n = x.shape[0]
     stats = None if stats_list is None else _per_sample_stats(stats_list, [b.shape[0] for b in xs])
 
-    def hook(gram):
-        def layer(fn, p, h, s):
-            y = _gram_layer(fn, p, h, s, gram)
-            if s is None:  # identity BN (or none): callers only need the statistics' structure
-                s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
-            return y, s
-
-        return layer
-
     def logits_of(gram):
-        return network._forward(params, ops, x, config, stats, layer=hook(gram))[0]
+        return network._forward(params, ops, x, config, stats, layer=_GramHook(gram, by_group))[0]
 
-    gram0 = jnp.zeros((n, n), x.dtype)
+    gram0 = jnp.zeros((len(network.GROUPS), n, n) if by_group else (n, n), x.dtype)
     logits, vjp = jax.vjp(logits_of, gram0)
     k = logits.shape[-1]
     if output == "sum":
@@ -105,23 +116,26 @@ def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: st
     return jax.vmap(vjp)(cotangents)[0].sum(0)
 
 
-@partial(jax.jit, static_argnames=("config", "pairs", "output"))
+@partial(jax.jit, static_argnames=("config", "pairs", "output", "by_group"))
 def cell_ntk_pairs(params, ops, xs: Sequence[jax.Array], stats_list: Sequence[network.Stats] | None,
-                   config: network.NetworkConfig, pairs: tuple[tuple[int, int], ...], output: str = "trace"):
+                   config: network.NetworkConfig, pairs: tuple[tuple[int, int], ...], output: str = "trace",
+                   by_group: bool = False):
     """``[Θ(xs[a], xs[b]) for (a, b) in pairs]`` of the NB201 network with cell ``ops``, the layerwise way.
 
     ``stats_list[i]`` are the BN statistics for ``xs[i]`` (:func:`ntkscore.network.batch_statistics`), or
     ``None`` in ``bn_mode="identity"``. ``output`` is ``"trace"`` (Σ over logits) or ``"sum"`` (of logits).
+    With ``by_group`` each kernel comes back split by parameter group, ``(len(network.GROUPS), n_a, n_b)``:
+    ``Θ = Σ_g Θ_g`` with ``Θ_g`` the sum over the layers ``l`` of group ``g`` of ``⟨∂f/∂W_l, ∂f/∂W_l⟩``.
     """
     if output not in ("trace", "sum"):
         raise ValueError(f"the layerwise NTK supports output 'trace' or 'sum', got {output!r}")
     used = sorted({i for pair in pairs for i in pair})
     batches = [xs[i] for i in used]
     gram = _gram(params, ops, batches, None if stats_list is None else [stats_list[i] for i in used], config,
-                 output)
+                 output, by_group)
     offsets = {}
     start = 0
     for i, b in zip(used, batches):
         offsets[i] = (start, start + b.shape[0])
         start += b.shape[0]
-    return [gram[offsets[a][0]:offsets[a][1], offsets[b][0]:offsets[b][1]] for a, b in pairs]
+    return [gram[..., offsets[a][0]:offsets[a][1], offsets[b][0]:offsets[b][1]] for a, b in pairs]

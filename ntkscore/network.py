@@ -306,20 +306,27 @@ def _reduction(x, p, stats, config, layer=plain_layer):
     return short + b, {"conv_a": sa, "conv_b": sb}
 
 
+GROUPS = ("stem", "stage1", "reduction1", "stage2", "reduction2", "stage3", "head")
+"""The network's parameter groups in forward order; a hook with an ``in_group(index)`` method is asked for the
+hook of each group's layers (how :mod:`ntkscore.layerwise` splits the NTK into per-group contributions)."""
+
+
 def _forward(params: Params, ops, x, config: NetworkConfig, stats: Stats | None, layer=plain_layer):
     ops = jnp.asarray(ops, jnp.int32)
     x = (x - jnp.asarray(config.mean, x.dtype)) / jnp.asarray(config.std, x.dtype)
     get = (lambda k: None) if stats is None else stats.__getitem__
-    h, s_stem = layer(partial(_conv_bn_layer, config=config), params["stem"], x, get("stem"))
+    group = layer.in_group if hasattr(layer, "in_group") else (lambda index: layer)
+    h, s_stem = group(0)(partial(_conv_bn_layer, config=config), params["stem"], x, get("stem"))
     s_stages, s_reds = [], []
     for i in range(3):
-        h, s = _stage(h, ops, params["stages"][i], None if stats is None else stats["stages"][i], config, layer)
+        h, s = _stage(h, ops, params["stages"][i], None if stats is None else stats["stages"][i], config,
+                      group(2 * i + 1))
         s_stages.append(s)
         if i < 2:
             h, s = _reduction(h, params["reductions"][i], None if stats is None else stats["reductions"][i], config,
-                              layer)
+                              group(2 * i + 2))
             s_reds.append(s)
-    logits, s_head = layer(partial(_head_layer, config=config), params["head"], h, get("head"))
+    logits, s_head = group(6)(partial(_head_layer, config=config), params["head"], h, get("head"))
     return logits, {"stem": s_stem, "stages": s_stages, "reductions": s_reds, "head": s_head}
 
 

@@ -98,19 +98,20 @@ def _cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.Netw
         xs = xs[:batches_for(spec.kernels)]
     stats = [network.batch_statistics(params, ops, b, config) for b in xs] if config.bn_mode == "batch" else None
     pairs = tuple(KERNEL_PAIRS[n] for n in names)
-    return tuple(layerwise.cell_ntk_pairs(params, ops, xs, stats, config, pairs, spec.output))
+    return tuple(layerwise.cell_ntk_pairs(params, ops, xs, stats, config, pairs, spec.output, by_group=True))
 
 
 @partial(jax.jit, static_argnames=("spec", "config"))
 def cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.NetworkConfig) -> tuple[Any, ...]:
-    """The kernels ``KERNEL_SETS[spec.kernels]`` (in that order) of the cell ``ops`` (6 op indices), each ``(n, n)``."""
+    """The kernels ``KERNEL_SETS[spec.kernels]`` (in that order) of the cell ``ops`` (6 op indices), each split by
+    parameter group, ``(len(network.GROUPS), n, n)``; a kernel is the sum over its first axis."""
     return _cell_kernels(params, jnp.asarray(ops, jnp.int32), x, y, key, spec, config)
 
 
 @partial(jax.jit, static_argnames=("spec", "config"))
 def batched_cell_kernels(params, ops, x, y, key, spec: KernelSpec,
                          config: network.NetworkConfig) -> tuple[Any, ...]:
-    """:func:`cell_kernels` of ``A`` cells at once: ``ops`` is ``(A, 6)``, each kernel comes back ``(A, n, n)``.
+    """:func:`cell_kernels` of ``A`` cells at once: ``ops`` is ``(A, 6)``, each kernel comes back ``(A, G, n, n)``.
 
     Every cell sees the same parameters, batch and attack noise as :func:`cell_kernels` would give it alone.
     """

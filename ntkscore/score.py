@@ -142,6 +142,26 @@ def kernel_scores(kernels: Mapping[str, np.ndarray], labels, num_classes: int, b
     return metrics, tuple(flags)
 
 
+GROUP_KERNEL = ("K_rob", "K")
+"""The kernel whose per-group split is reported: ``K̃_ε`` when computed, else the clean ``K``."""
+
+
+def group_scores(grouped: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Per-parameter-group contributions ``Θ = Σ_g Θ_g`` (:data:`ntkscore.network.GROUPS`) of the first kernel of
+    :data:`GROUP_KERNEL` in ``grouped`` (name → ``(G, n, n)``): ``<K>/<g>.trace_share`` ``tr Θ_g / tr Θ`` and
+    ``<K>/<g>.lambda_min`` ``λ_min(Θ_g)``."""
+    name = next((n for n in GROUP_KERNEL if n in grouped), None)
+    if name is None:
+        return {}
+    parts = np.nan_to_num(np.asarray(grouped[name], np.float64))
+    total = max(float(np.trace(parts.sum(0))), theory.TINY)
+    out = {}
+    for group, k in zip(network.GROUPS, parts):
+        out[f"{name}/{group}.trace_share"] = float(np.trace(k)) / total
+        out[f"{name}/{group}.lambda_min"] = theory.min_eigenvalue(k)
+    return out
+
+
 def _kernels(apply_fn, params, x, y, make_ctx: Callable, attack_ctx, key, s: ScoreSettings,
              attack_fn=None) -> dict[str, np.ndarray]:
     """The generic path (any model, or the NB201 cell with ``engine="jacobian"``): per-sample Jacobian NTKs."""
@@ -196,6 +216,7 @@ class Scorer:
         return self.settings.engine == "layerwise" and self.settings.output != "full"
 
     def _kernels_of_cell(self, arch: Arch) -> dict[str, np.ndarray]:
+        """Kernels by name: ``(n, n)`` each, or ``(G, n, n)`` split by parameter group (the layerwise engine)."""
         ops = jnp.asarray(arch.ops, jnp.int32)
         if self._layerwise:
             out = pipeline.cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
@@ -217,8 +238,11 @@ class Scorer:
         return [{n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)} for i in range(len(archs))]
 
     def _score(self, arch: Arch, kernels: Mapping[str, np.ndarray]) -> Score:
+        grouped = {n: k for n, k in kernels.items() if k.ndim == 3}
+        kernels = {n: k.sum(0) if k.ndim == 3 else k for n, k in kernels.items()}
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
                                        self.settings.output)
+        metrics.update(group_scores(grouped))
         metrics["params"] = float(cost.num_params(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))
         metrics.update(composite.composite_scores(metrics))

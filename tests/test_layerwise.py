@@ -50,6 +50,37 @@ def test_layerwise_ntk_equals_jacobian_product(batches, arch):
         assert _rel(k, ref) < 1e-5, (arch, a, b)
 
 
+def _group_masks(params):
+    """Flat 0/1 masks selecting the parameters of each of ``network.GROUPS`` (in ``ravel_pytree`` order)."""
+    where = {"stem": ("stem", None), "head": ("head", None), "stage1": ("stages", 0), "stage2": ("stages", 1),
+             "stage3": ("stages", 2), "reduction1": ("reductions", 0), "reduction2": ("reductions", 1)}
+    masks = []
+    for name in network.GROUPS:
+        key, index = where[name]
+        tree = jax.tree.map(jnp.zeros_like, params)
+        if index is None:
+            tree[key] = jax.tree.map(jnp.ones_like, tree[key])
+        else:
+            tree[key] = list(tree[key])
+            tree[key][index] = jax.tree.map(jnp.ones_like, tree[key][index])
+        masks.append(ravel_pytree(tree)[0])
+    return masks
+
+
+def test_per_group_kernels_are_the_jacobian_restricted_to_each_group(batches):
+    params, xs = batches
+    ops = jnp.asarray(Arch.from_string(CELLS[1]).ops, jnp.int32)
+    stats = [network.batch_statistics(params, ops, x, TINY) for x in xs[:2]]
+    grouped = layerwise.cell_ntk_pairs(params, ops, xs[:2], stats, TINY, ((0, 1),), by_group=True)[0]
+    total = layerwise.cell_ntk_pairs(params, ops, xs[:2], stats, TINY, ((0, 1),))[0]
+    assert grouped.shape == (len(network.GROUPS), 4, 3)
+    assert _rel(grouped.sum(0), total) < 1e-5
+    ja, jb = (np.asarray(_cell_jacobian(params, ops, x, s), np.float64) for x, s in zip(xs[:2], stats))
+    for g, mask in enumerate(_group_masks(params)):
+        ref = np.einsum("iaja->ij", ((ja * np.asarray(mask)) @ jb.T).reshape(4, 10, 3, 10))
+        assert np.abs(np.asarray(grouped[g]) - ref).max() <= 1e-5 * np.abs(np.asarray(total)).max(), g
+
+
 @pytest.mark.parametrize("output", ["sum"])
 def test_layerwise_sum_output_and_identity_bn(batches, output):
     params, xs = batches

@@ -57,6 +57,18 @@ def test_kernel_relations_hold(scorer):
     assert s["K_rob_all@1.bound"] == s["K_rob2.bound"]
 
 
+def test_per_group_shares_sum_to_one_and_unused_groups_are_zero(scorer):
+    from ntkscore.network import GROUPS
+
+    mixed, free = scorer(MIXED), scorer(PARAM_FREE)
+    for s in (mixed, free):
+        shares = [s[f"K_rob/{g}.trace_share"] for g in GROUPS]
+        assert sum(shares) == pytest.approx(1.0) and min(shares) >= 0.0
+    # a parameter-free cell uses no cell parameters: the three stages contribute nothing to the kernel
+    assert all(free[f"K_rob/stage{i}.trace_share"] == 0.0 for i in (1, 2, 3))
+    assert all(mixed[f"K_rob/stage{i}.trace_share"] > 0.0 for i in (1, 2, 3))
+
+
 def test_clean_only_and_fgsm_settings():
     clean = score(MIXED, **TINY_SETTINGS, kernels="clean")
     assert "K_rob.lambda_min" not in clean.metrics and "K.lambda_min" in clean.metrics
