@@ -2,6 +2,7 @@
 then correlate with NAS-RobBench-201 (clean, FGSM-3, PGD-3, FGSM-8, PGD-8, AutoAttack) and NB201 clean accuracy.
 
     python benchmarks/correlation.py --sample 300 --batch-size 16   # resumable: rerun to continue
+    python benchmarks/correlation.py --skip-rank --scores benchmarks/results/scores_300.csv.gz   # the recorded table
 
 It is a thin driver over ``ntkscore rank`` and ``ntkscore correlate`` (same library code), writing
 ``runs/correlation/scores.csv`` and ``benchmarks/results/correlation*.{md,csv,png}``.
@@ -11,9 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ntkscore import composite
 from ntkscore.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = composite.PREFIX + composite.DEFAULT
 
 
 def run(argv=None) -> int:
@@ -31,14 +34,14 @@ def run(argv=None) -> int:
                    "--batch-size", str(args.batch_size), "--kernels", args.kernels, "--seed", str(args.seed)])
         if rc:
             return rc
-    scores = ["composite.robust_bound+params", "composite.robust_lambda_min+params", "K.lambda_min",
-              "K_rob.lambda_min", "K_rob2.lambda_min"]
+    scores = list(dict.fromkeys([DEFAULT, "composite.robust_bound+params", "composite.robust_lambda_min+params",
+                                 "K.lambda_min", "K_rob.lambda_min", "K_rob2.lambda_min"]))
     for b in ("0", "0.5", "1"):
         scores += [f"K_all@{b}.lambda_min", f"K_rob_all@{b}.lambda_min"]
     for q in ("condition", "trace", "bound", "effective_rank"):
         scores += [f"K.{q}", f"K_rob.{q}", f"K_rob_all@0.5.{q}"]
     rc = main(["correlate", args.scores, "--out-dir", args.results, "--score", *scores,
-               "--plot", "composite.robust_bound+params", "K.lambda_min", "K_rob.lambda_min", "K_rob_all@1.lambda_min",
+               "--plot", DEFAULT, "K.lambda_min", "K_rob.lambda_min", "K_rob_all@1.lambda_min",
                "K_rob.bound", "K.trace"])
     if rc == 0:
         summary = summarise(Path(args.results) / "correlations.csv", requested=args.sample)
@@ -71,10 +74,9 @@ def summarise(path: Path, requested: int) -> str:
     ntk = table[~table.score.str.startswith(("baseline.", "proxy.", "composite."))]
     best = order.index[0]
     best_ntk = ntk[ntk.metric == "val_pgd_8.0_acc"].sort_values("kendall_tau").iloc[-1]
-    default = "composite.robust_bound+params"
     lines += ["", f"Best score against PGD-8 accuracy: **{best}** (τ = {order.iloc[0]:.3f}); best pure NTK quantity: "
-              f"**{best_ntk.score}** (τ = {best_ntk.kendall_tau:.3f}); ntkscore's default {default} (NTK bound term "
-              f"× #params, issue #6): τ = {order.get(default, float('nan')):.3f}; #params: "
+              f"**{best_ntk.score}** (τ = {best_ntk.kendall_tau:.3f}); ntkscore's default {DEFAULT} "
+              f"(issue #6): τ = {order.get(DEFAULT, float('nan')):.3f}; #params: "
               f"τ = {order.get('baseline.params', float('nan')):.3f}.", "",
               "Paper's claim (robust-NTK λ_min tracks robust accuracy better than the clean NTK's λ_min):", ""]
     robust_scores = [s for s in ntk.score.unique() if s.endswith(".lambda_min")  # K_all@0 is K itself

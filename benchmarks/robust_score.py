@@ -7,8 +7,9 @@ on a development split of the whole NB201 space.
                                                  # the recorded report (+ the committed real-shape 300-cell table)
 
 ``--run`` first scores, with ``ntkscore rank`` at the cheap settings :data:`CHEAP` (C = 8, N = 1, 16×16 images,
-B = 20, PGD-7 at ε = 8/255, all five kernels), all 6466 unique cells (``runs/space/seed0.csv``), then a seeded 10%
-sample of them again under each variant of :data:`VARIANTS` (another seed, B = 10),
+B = 20, PGD-7 at ε = 8/255, all five kernels), all 6466 unique cells (``runs/space/seed0.csv``), then all of them
+again with another seed (``seed1.csv``), and a seeded 10% sample under each other variant of :data:`VARIANTS`
+(B = 10, ε = 4/255, BN in eval mode),
 for the stability and factor tables. ``--real`` adds a transfer check against a file scored at the real shape.
 
 Protocol. The candidates are the handful of fixed formulas in :data:`ntkscore.composite.CANDIDATES` and the rank
@@ -39,10 +40,11 @@ SELECT_ON = "val_pgd_8.0_acc"
 KERNELS = ("K", "K_rob", "K_rob2", "K_all@0.5", "K_all@1", "K_rob_all@0.5", "K_rob_all@1")
 CHEAP = ["--channels", "8", "--cells", "1", "--input-size", "16", "--batch-size", "20"]
 """Chosen by ``benchmarks/cheap_settings.py`` (transfer to the real shape, no accuracies); session 3 used B = 10."""
-VARIANTS = {"seed1": ["--seed", "1"], "b10": ["--batch-size", "10"]}
-"""Session 3 also measured ε = 4/255 and BN in eval mode at B = 10 (report at commit c3dad7f): ε changed little,
-eval-mode BN destroyed the signal; not repeated here to fit the session."""
+VARIANTS = {"seed1": ["--seed", "1"], "b10": ["--batch-size", "10"], "eps4": ["--eps", "4", "--step-size", "1"],
+            "bn_identity": ["--bn-mode", "identity"]}
 SAMPLE = ["--sample", "647", "--sample-seed", "1"]
+WHOLE_SPACE_VARIANTS = ("seed1",)
+"""Variants scored on every cell, not just the sample: whole-space seed stability and two-initialisation averages."""
 QUANTITIES = ("lambda_min", "condition", "trace", "bound", "effective_rank")
 
 
@@ -137,6 +139,25 @@ def factor_table(base: pd.DataFrame, variants: dict[str, str], columns, root: Pa
     return lines
 
 
+def averaging_table(scores: pd.DataFrame, other: pd.DataFrame, joined: pd.DataFrame, dev: np.ndarray,
+                    columns) -> list[str]:
+    """Test-split τ against PGD-8 of each column from one initialisation, the other, and their mean
+    (an average of log-space candidates is the log of the geometric mean of their factors)."""
+    test_keys = set(canonical_keys(joined["arch"][~dev]))
+    target = joined.assign(_key=canonical_keys(joined["arch"])).set_index("_key")[SELECT_ON]
+    a, b = (t.assign(_key=canonical_keys(t["arch"])).drop_duplicates("_key").set_index("_key") for t in (scores, other))
+    common = sorted(test_keys & set(a.index) & set(b.index))
+    lines = ["", f"## Averaging two initialisations ({len(common)} test cells scored with both seeds)", "",
+             "| score | seed 0 | seed 1 | mean of both | τ between seeds |", "|---|---|---|---|---|"]
+    for c in columns:
+        if c not in a or c not in b:
+            continue
+        x, y = (evaluate.oriented(c, t.loc[common, c]) for t in (a, b))
+        taus = [kendalltau(v, target[common]).statistic for v in (x, y, (x + y) / 2)]
+        lines.append(f"| {c} | " + " | ".join(f"{t:.3f}" for t in taus) + f" | {kendalltau(x, y).statistic:.3f} |")
+    return lines
+
+
 def table_text(result: pd.DataFrame, order) -> list[str]:
     lines = ["| score | " + " | ".join(f"{TARGETS[m]} τ [95% CI] | ρ | top-1% | top-5%" for m in TARGETS) + " |",
              "|---|" + "---|---|---|---|" * len(TARGETS)]
@@ -169,7 +190,7 @@ def main(argv=None) -> int:
     if args.run:
         data = ["--data", args.data] if args.data else []
         for label, extra in {"seed0": None, **VARIANTS}.items():
-            which = ["--all"] if extra is None else SAMPLE
+            which = ["--all"] if extra is None or label in WHOLE_SPACE_VARIANTS else SAMPLE
             rc = ntkscore_main(["rank", *which, *CHEAP, *(extra or []), *data, "--out", str(runs / f"{label}.csv")])
             if rc:
                 return rc
@@ -249,6 +270,8 @@ def main(argv=None) -> int:
                   f"batch and attack noise) on their {int(stab.n.iloc[0])} common cells:", "",
                   "| score | τ between seeds |", "|---|---|"]
         lines += [f"| {r.score} | {r.tau_between:.3f} |" for r in stab.sort_values("tau_between", ascending=False).itertuples()]
+        lines += averaging_table(scores, other, joined, dev, candidates + ["K.lambda_min", "K_rob.lambda_min",
+                                                                           "K_rob.bound", "K_rob.condition"])
     if args.real:
         real = with_candidates(pd.read_csv(args.real))
         stab = stability(scores, real, candidates + theory)

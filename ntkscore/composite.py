@@ -21,6 +21,19 @@ rank aggregation. The trace is the kernel's overall scale ``Σ_i ‖∂f(x_i)/�
 * ``robust_lambda_min/trace+params`` the same ``+ log #params``;
 * ``robust_bound/trace+params`` ``−log bound(K̃_ε / tr K̃_ε) + log #params``, the label-aware term of the kernel
   rescaled to unit trace: ``bound(K/c) = sqrt(c)·bound(K)``, so this is ``−log bound − ½ log tr + log #params``.
+  The raw bound falls whenever the kernel is merely larger (a larger gradient scale at initialisation, which
+  training's learning rate absorbs); at unit trace it measures how well the labels align with the kernel's
+  leading eigendirections, the part of the bound that is about the architecture's function space. Chosen as the
+  default in session 4 (development split, ``benchmarks/results/robust_score.md``).
+
+Round 3 (session 4, after the per-group split showed that the head and stem carry most of K̃_ε's trace but little
+of its signal, and the cell stages the opposite — a look at the test split, so round 3 is judged on fresh cells
+scored at the real shape, see the README): the same quantities on the *cell kernel* ``K̃_ε,cells``, the part of
+K̃_ε that comes from the searched cells' own parameters (``K_rob/cells.*``, :func:`ntkscore.score.group_scores`):
+
+* ``cells_lambda_min`` ``log λ_min(K̃_ε,cells)``;
+* ``cells_lambda_min/trace+params`` ``log λ_min(K̃_ε,cells) − log tr K̃_ε,cells + log #params``;
+* ``cells_bound/trace+params`` ``−log bound(K̃_ε,cells / tr K̃_ε,cells) + log #params``.
 
 The rank aggregates (:data:`AGGREGATES`, :func:`aggregate_scores`) need a population of cells, not one cell: with
 ``r_t(a) ∈ [1, N]`` the rank of cell ``a`` among ``N`` cells under term ``t`` (1 = worst, ties averaged), AZ-NAS
@@ -45,6 +58,12 @@ def _log(value):
     return np.log(np.maximum(np.asarray(value, np.float64), FLOOR))
 
 
+def _unless_zero(value, trace):
+    """``value`` where the kernel's trace is positive, else the lowest score ``log FLOOR`` (a zero kernel — e.g. the
+    cell kernel of a parameter-free cell — has no shape to normalise, and must not tie with a good one)."""
+    return np.where(np.asarray(trace, np.float64) > FLOOR, value, np.log(FLOOR))
+
+
 CANDIDATES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "paper": lambda m: np.asarray(m["K_rob_all@1.lambda_min"], np.float64),
     "robust_lambda_min": lambda m: np.asarray(m["K_rob.lambda_min"], np.float64),
@@ -56,9 +75,14 @@ CANDIDATES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "robust_lambda_min/trace+params": lambda m: _log(m["K_rob.lambda_min"]) - _log(m["K_rob.trace"])
     + _log(m["params"]),
     "robust_bound/trace+params": lambda m: -_log(m["K_rob.bound"]) - 0.5 * _log(m["K_rob.trace"]) + _log(m["params"]),
+    "cells_lambda_min": lambda m: _log(m["K_rob/cells.lambda_min"]),
+    "cells_lambda_min/trace+params": lambda m: _unless_zero(
+        _log(m["K_rob/cells.lambda_min"]) - _log(m["K_rob/cells.trace"]) + _log(m["params"]), m["K_rob/cells.trace"]),
+    "cells_bound/trace+params": lambda m: _unless_zero(
+        -_log(m["K_rob/cells.bound"]) - 0.5 * _log(m["K_rob/cells.trace"]) + _log(m["params"]), m["K_rob/cells.trace"]),
 }
 PREFIX = "composite."
-DEFAULT = "robust_bound+params"
+DEFAULT = "robust_bound/trace+params"
 
 TERMS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "trainability": lambda m: _log(m["K_rob.lambda_min"]),

@@ -30,7 +30,7 @@ def oriented(name: str, values) -> np.ndarray:
 
 def join(scores: pd.DataFrame, benchmark: pd.DataFrame, arch_column: str = "arch") -> pd.DataFrame:
     """Inner join on the isomorphism key; benchmark rows of one class are collapsed to the first."""
-    left = scores.assign(_key=canonical_keys(scores[arch_column]))
+    left = scores.copy().assign(_key=canonical_keys(scores[arch_column]))  # copy: a wide table, defragmented
     right = benchmark.assign(_key=canonical_keys(benchmark["arch_str"])).drop_duplicates("_key")
     right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "_key"])
     return left.merge(right, on="_key", how="inner").drop(columns="_key")
@@ -45,8 +45,8 @@ def join_benchmarks(scores: pd.DataFrame, robbench, nb201, proxies=None,
     joined = join(scores, benchmarks.load_robbench_csv(robbench, metrics))
     joined = join(joined, benchmarks.load_table(nb201, ["test_acc"])[["arch_str", "test_acc"]])
     archs = [Arch.from_string(a) for a in joined["arch"]]
-    joined["baseline.params"] = [cost.num_params(a) for a in archs]
-    joined["baseline.flops"] = [cost.flops(a) for a in archs]
+    joined = joined.assign(**{"baseline.params": [cost.num_params(a) for a in archs],
+                              "baseline.flops": [cost.flops(a) for a in archs]})
     baselines = ["baseline.params", "baseline.flops"]
     if proxies is not None:
         table = benchmarks.load_table(proxies)

@@ -146,10 +146,15 @@ GROUP_KERNEL = ("K_rob", "K")
 """The kernel whose per-group split is reported: ``K̃_ε`` when computed, else the clean ``K``."""
 
 
-def group_scores(grouped: Mapping[str, np.ndarray]) -> dict[str, float]:
+CELL_GROUPS = ("stage1", "stage2", "stage3")
+"""The groups whose parameters are the searched cells' (the stem, reductions and head are the same in every cell)."""
+
+
+def group_scores(grouped: Mapping[str, np.ndarray], targets: np.ndarray | None = None) -> dict[str, float]:
     """Per-parameter-group contributions ``Θ = Σ_g Θ_g`` (:data:`ntkscore.network.GROUPS`) of the first kernel of
     :data:`GROUP_KERNEL` in ``grouped`` (name → ``(G, n, n)``): ``<K>/<g>.trace_share`` ``tr Θ_g / tr Θ`` and
-    ``<K>/<g>.lambda_min`` ``λ_min(Θ_g)``."""
+    ``<K>/<g>.lambda_min`` ``λ_min(Θ_g)``; and every :func:`ntkscore.theory.spectral_scores` quantity of the *cell
+    kernel* ``Θ_cells = Σ_{g ∈ CELL_GROUPS} Θ_g`` as ``<K>/cells.<quantity>`` (``bound`` with ``targets``)."""
     name = next((n for n in GROUP_KERNEL if n in grouped), None)
     if name is None:
         return {}
@@ -159,6 +164,8 @@ def group_scores(grouped: Mapping[str, np.ndarray]) -> dict[str, float]:
     for group, k in zip(network.GROUPS, parts):
         out[f"{name}/{group}.trace_share"] = float(np.trace(k)) / total
         out[f"{name}/{group}.lambda_min"] = theory.min_eigenvalue(k)
+    cells = sum(k for g, k in zip(network.GROUPS, parts) if g in CELL_GROUPS)
+    out.update({f"{name}/cells.{q}": v for q, v in theory.spectral_scores(cells, targets).items()})
     return out
 
 
@@ -242,7 +249,10 @@ class Scorer:
         kernels = {n: k.sum(0) if k.ndim == 3 else k for n, k in kernels.items()}
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
                                        self.settings.output)
-        metrics.update(group_scores(grouped))
+        n = next(iter(kernels.values())).shape[0]
+        targets = theory.one_hot_targets(np.asarray(self.y), self.config.num_classes, n) \
+            if self.settings.output != "sum" else np.ones((n, 1))
+        metrics.update(group_scores(grouped, targets))
         metrics["params"] = float(cost.num_params(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))
         metrics.update(composite.composite_scores(metrics))

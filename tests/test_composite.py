@@ -21,7 +21,8 @@ def test_candidates_follow_their_formulas():
     assert got["composite.robust_lambda_min/trace"] == pytest.approx(math.log(2.0 / 16.0))
     assert got["composite.robust_lambda_min/trace+params"] == pytest.approx(math.log(2.0 / 16.0 * 1000.0))
     assert got["composite.robust_bound/trace+params"] == pytest.approx(math.log(1000.0 / (0.5 * 4.0)))
-    assert set(got) == {composite.PREFIX + n for n in composite.CANDIDATES}
+    # the cell-kernel candidates need the K_rob/cells.* metrics of the layerwise engine, absent here
+    assert set(got) == {composite.PREFIX + n for n in composite.CANDIDATES if not n.startswith("cells_")}
     assert composite.DEFAULT in composite.CANDIDATES
 
 
@@ -68,3 +69,13 @@ def test_aggregates_need_a_population_and_their_terms():
     best_on_both = composite.log_rank_sum([np.log(table["K_rob.lambda_min"]), np.log(table["params"])])
     assert np.allclose(got["aggregate.rank(trainability,complexity)"], best_on_both)
     assert composite.aggregate_scores({"K.lambda_min": np.ones(3)}) == {}
+
+
+def test_cell_kernel_candidates_rank_a_zero_cell_kernel_last():
+    table = pd.DataFrame({"K_rob/cells.lambda_min": [0.0, 0.5], "K_rob/cells.trace": [0.0, 8.0],
+                          "K_rob/cells.bound": [1e15, 0.5], "params": [1e5, 1e3]})
+    got = composite.composite_scores(table)
+    for name in ("cells_lambda_min", "cells_lambda_min/trace+params", "cells_bound/trace+params"):
+        values = got[composite.PREFIX + name]
+        assert values[0] < values[1] and np.isfinite(values).all(), name
+    assert got["composite.cells_bound/trace+params"][1] == pytest.approx(math.log(1e3 / (0.5 * math.sqrt(8.0))))
