@@ -1,7 +1,7 @@
 """Recorded study (issue #6): which NTK quantity tracks NAS-RobBench-201 robustness, and the default score chosen
 on a development split of the whole NB201 space.
 
-    python benchmarks/robust_score.py --run      # score (resumable), then write the report; ~40 min on 2 CPU cores
+    python benchmarks/robust_score.py --run      # score (resumable), then write the report; ~75 min on 2 CPU cores
     python benchmarks/robust_score.py            # the report only, from the score files already in runs/space/
     python benchmarks/robust_score.py --real benchmarks/results/scores_300.csv.gz
                                                  # the recorded report (+ the committed real-shape 300-cell table)

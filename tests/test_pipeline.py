@@ -29,7 +29,7 @@ def test_batched_kernels_equal_one_cell_at_a_time(setup):
     params, x, y, key = setup
     ops = np.asarray([Arch.from_string(a).ops for a in CELLS], np.int32)
     batched = pipeline.batched_cell_kernels(params, ops, x, y, key, SPEC, TINY)
-    assert len(batched) == 5 and batched[0].shape == (len(CELLS), 5, 5)
+    assert len(batched) == 5 and batched[0].shape == (len(CELLS), len(network.GROUPS), 5, 5)
     for i, row in enumerate(ops):
         single = pipeline.cell_kernels(params, row, x, y, key, SPEC, TINY)
         for name, a, b in zip(pipeline.KERNEL_SETS["all"], batched, single):
