@@ -111,6 +111,11 @@ class Score:
                 **{f"setting.{k}": v for k, v in self.settings.items()}}
 
 
+def _targets(labels, num_classes: int, size: int, output: str) -> np.ndarray:
+    """Regression targets of the bound for a ``size × size`` kernel: one-hot labels, or ones for ``output="sum"``."""
+    return np.ones((size, 1)) if output == "sum" else theory.one_hot_targets(labels, num_classes, size)
+
+
 def kernel_scores(kernels: Mapping[str, np.ndarray], labels, num_classes: int, betas=(0.0, 0.5, 1.0),
                   output: str = "trace") -> tuple[dict[str, float], tuple[str, ...]]:
     """Theory scores of the symmetric and mixed kernels, with flags for zero, singular or non-finite kernels."""
@@ -131,8 +136,7 @@ def kernel_scores(kernels: Mapping[str, np.ndarray], labels, num_classes: int, b
     n_samples = len(np.asarray(labels))
     metrics: dict[str, float] = {}
     for name, k in symmetric.items():
-        targets = theory.one_hot_targets(labels, num_classes, k.shape[0]) if output != "sum" else \
-            np.ones((k.shape[0], 1))
+        targets = _targets(labels, num_classes, k.shape[0], output)
         s = theory.spectral_scores(k, targets, num_samples=n_samples)
         metrics.update({f"{name}.{q}": v for q, v in s.items()})
         if s["lambda_max"] <= 0.0:
@@ -249,10 +253,9 @@ class Scorer:
         kernels = {n: k.sum(0) if k.ndim == 3 else k for n, k in kernels.items()}
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
                                        self.settings.output)
-        n = next(iter(kernels.values())).shape[0]
-        targets = theory.one_hot_targets(np.asarray(self.y), self.config.num_classes, n) \
-            if self.settings.output != "sum" else np.ones((n, 1))
-        metrics.update(group_scores(grouped, targets))
+        size = next(iter(kernels.values())).shape[0]
+        metrics.update(group_scores(grouped, _targets(np.asarray(self.y), self.config.num_classes, size,
+                                                      self.settings.output)))
         metrics["params"] = float(cost.num_params(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))
         metrics.update(composite.composite_scores(metrics))
