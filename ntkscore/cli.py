@@ -37,8 +37,11 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="cifar10", help="cifar10 (default), cifar100 or ImageNet16-120")
     g.add_argument("--batch-size", type=int, default=16, help="images in the NTK batch (default 16)")
     g.add_argument("--seed", type=int, default=0, help="PRNG seed: initialisation, batch and attack noise")
-    g.add_argument("--kernels", choices=["clean", "robust", "all"], default="all",
-                   help="clean: K only; robust: + K̃_ε, K̄_ε; all (default): + K̃_2ε, K̄_2ε")
+    g.add_argument("--kernels", choices=["clean", "robust", "all", "none"], default="all",
+                   help="clean: K only; robust: + K̃_ε, K̄_ε; all (default): + K̃_2ε, K̄_2ε; none: the proxies only")
+    g.add_argument("--no-proxies", dest="proxies", action="store_false",
+                   help="skip the zero-cost proxy terms (NASWOT, jacov, synflow; see ntkscore.proxies)")
+    g.add_argument("--proxy-batch-size", type=int, default=64, help="images in the proxies' batch (default 64)")
     g.add_argument("--beta", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="β values of the mixed kernels")
     g.add_argument("--attack", choices=["pgd", "fgsm"], default="pgd")
     g.add_argument("--eps", type=float, default=8.0, help="ℓ∞ radius in /255 units (default 8)")
@@ -74,26 +77,35 @@ def _settings(args):
     return ScoreSettings(dataset=args.dataset, batch_size=args.batch_size, seed=args.seed, kernels=args.kernels,
                          betas=tuple(args.beta), attack=args.attack, eps=args.eps / 255, step_size=args.step_size / 255,
                          steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
-                         channels=args.channels, cells_per_stage=args.cells, input_size=args.input_size)
+                         channels=args.channels, cells_per_stage=args.cells, input_size=args.input_size,
+                         proxies=args.proxies, proxy_batch_size=args.proxy_batch_size)
 
 
 def _score_table(result) -> str:
     from .theory import SCORE_NAMES
 
-    from .composite import PREFIX
+    from .composite import AGGREGATE_PREFIX, PREFIX
 
     kernels: dict[str, dict[str, float]] = {}
     for name, value in result.metrics.items():
         kernel, _, quantity = name.rpartition(".")
-        if kernel and not name.startswith(PREFIX) and "/" not in kernel:  # per-group rows: in --json only
+        if kernel and not name.startswith((PREFIX, AGGREGATE_PREFIX, "zc.")) and "/" not in kernel:  # per-group: --json
             kernels.setdefault(kernel, {})[quantity] = value
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
     primary = result.settings.get("primary", "")
     value = f"{result.metrics[primary]:.6g} ({primary})" if primary in result.metrics else f"- ({primary} not computed)"
-    candidates = "  ".join(f"{n.removeprefix(PREFIX)} {v:.4g}" for n, v in result.metrics.items() if n.startswith(PREFIX))
+    if primary.startswith(AGGREGATE_PREFIX) and primary not in result.metrics:
+        value = (f"- ({primary}: a rank aggregate, and no reference sample of NB201 cells exists for these settings; "
+                 "rank a population with 'ntkscore rank' + 'ntkscore correlate', see ntkscore.reference)")
+    candidates = "  ".join(f"{n.removeprefix(PREFIX)} {v:.4g}" for n, v in result.metrics.items()
+                           if n.startswith((PREFIX, AGGREGATE_PREFIX)) and n != primary)
     lines = [f"arch     {result.arch}", f"score    {value}", f"params   {result.metrics['params']:.0f}    "
              f"FLOPs {result.metrics['flops'] / 1e6:.2f} M    time {result.seconds:.1f} s",
-             f"flags    {', '.join(result.flags) or '-'}", f"others   {candidates or '-'}", ""]
+             f"flags    {', '.join(result.flags) or '-'}", f"others   {candidates or '-'}"]
+    zero_cost = "  ".join(f"{n.removeprefix('zc.')} {v:.5g}" for n, v in result.metrics.items() if n.startswith("zc."))
+    if zero_cost:
+        lines.append(f"proxies  {zero_cost}")
+    lines.append("")
     lines.append(f"{'kernel':<16}" + "".join(f"{c:>16}" for c in cols))
     for kernel, values in kernels.items():
         lines.append(f"{kernel:<16}" + "".join(f"{values.get(c, float('nan')):>16.6g}" for c in cols))

@@ -224,6 +224,17 @@ def _head_layer(p, x, stats, config, conv=None):
     return jnp.mean(jax.nn.relu(h), axis=(1, 2)) @ p["w"] + p["b"], s
 
 
+def relu_input(fn, p, x, stats):
+    """The input of the ReLU inside the layer ``fn`` (a :func:`functools.partial` of one of the layer functions
+    above) applied to ``x``, or ``None`` for a layer without a ReLU (the stem, the residual shortcuts)."""
+    base = getattr(fn, "func", fn)
+    if base is _relu_conv_bn_layer:
+        return x
+    if base is _head_layer:
+        return _batch_norm(x, p["scale"], p["bias"], stats, fn.keywords["config"])[0]
+    return None
+
+
 def _avg_pool_3x3(x):
     """3×3 average pool, stride 1, pad 1, padding not counted (``count_include_pad=False``)."""
     window, strides, pad = (1, 3, 3, 1), (1, 1, 1, 1), [(0, 0), (1, 1), (1, 1), (0, 0)]

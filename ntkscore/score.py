@@ -25,12 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import attack, composite, cost, data, network, pipeline, theory
+from . import attack, composite, cost, data, network, pipeline, proxies, reference, theory
 from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
 from .pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
 from .space import OPS, Arch, as_arch
 
-DEFAULT_SCORE = composite.PREFIX + composite.DEFAULT
+DEFAULT_SCORE = composite.DEFAULT
+PROXY_KEY = 1
+"""``fold_in`` constant of the proxies' batch key (:mod:`ntkscore.proxies`), beside the NTK's three keys."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,17 @@ class ScoreSettings:
     cells_per_stage: int = 5
     input_size: int | None = None
     primary: str = DEFAULT_SCORE
+    proxies: bool = True
+    proxy_batch_size: int = 64
 
     def __post_init__(self) -> None:
         data.dataset_info(self.dataset)
-        if self.kernels not in KERNEL_SETS:
-            raise ValueError(f"kernels must be one of {tuple(KERNEL_SETS)}, got {self.kernels!r}")
+        if self.kernels not in KERNEL_SETS and self.kernels != "none":
+            raise ValueError(f"kernels must be one of {tuple(KERNEL_SETS) + ('none',)}, got {self.kernels!r}")
+        if self.kernels == "none" and not self.proxies:
+            raise ValueError("kernels='none' with proxies=False computes nothing; enable one of them")
+        if not isinstance(self.proxy_batch_size, int) or self.proxy_batch_size < 2:
+            raise ValueError(f"proxy_batch_size must be an int ≥ 2, got {self.proxy_batch_size!r}")
         if self.attack not in ("pgd", "fgsm"):
             raise ValueError(f"attack must be 'pgd' or 'fgsm', got {self.attack!r}")
         if self.output not in OUTPUT_MODES:
@@ -97,6 +105,11 @@ class Score:
     def value(self) -> float:
         """The primary score (``settings["primary"]``, by default :data:`DEFAULT_SCORE`)."""
         name = self.settings.get("primary", DEFAULT_SCORE)
+        if name not in self.metrics and name.startswith(composite.AGGREGATE_PREFIX):
+            raise KeyError(f"the primary score {name!r} is a rank aggregate: a cell's rank among other cells, and no "
+                           "reference sample of NB201 cells (ntkscore.reference) exists for these settings; rank a "
+                           "population with ntkscore.rank and composite.aggregate_scores, or pick a per-cell score, "
+                           f"e.g. score[{composite.PREFIX + composite.NTK_SCORE!r}]")
         if name not in self.metrics:
             raise KeyError(f"the primary score {name!r} was not computed with kernels="
                            f"{self.settings.get('kernels')!r} (robust scores need kernels='robust' or 'all'); "
@@ -192,11 +205,14 @@ class Scorer:
 
     ``arch_batch`` is how many cells :meth:`score_many` sends to the device in one step
     (:func:`ntkscore.pipeline.batched_cell_kernels`); ``None`` picks it by device kind (1 on a CPU). Scores do not
-    depend on it beyond float32 rounding.
+    depend on it beyond float32 rounding. With ``settings.proxies`` each cell also gets the zero-cost terms of
+    :mod:`ntkscore.proxies` (``zc.*``, on their own batch of ``proxy_batch_size`` images); when ``references``
+    holds a reference sample for these settings (:mod:`ntkscore.reference`), the rank aggregates
+    (``aggregate.*``) of the cell within it.
     """
 
     def __init__(self, settings: ScoreSettings = ScoreSettings(), data_dir=None, images=None,
-                 arch_batch: int | None = None):
+                 arch_batch: int | None = None, references=reference.REFERENCES):
         self.settings = settings
         self.config = settings.network_config()
         if arch_batch is None:  # by device kind; the generic engine has no batched program
@@ -211,16 +227,23 @@ class Scorer:
         self.attack_fn = CellNetwork(self.config, input_gradients_only=True)
         k_init, k_batch, self._attack_key = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
         self.params = network.init(k_init, self.config)
-        info = data.dataset_info(settings.dataset)
-        if settings.inputs == "random":
-            self.x, self.y = data.random_batch(k_batch, settings.batch_size, self.config.input_shape, info.num_classes)
-        else:
-            self.x, self.y = data.load_batch(k_batch, settings.batch_size, settings.dataset, data_dir, images)
-            if self.x.shape[1] > self.config.input_size:  # a reduced input size: area-downsample the images
-                self.x = data.downsample(self.x, self.config.input_size)
-            if self.x.shape[1:] != self.config.input_shape:
-                raise ValueError(f"images have shape {self.x.shape[1:]}; {settings.dataset} expects "
-                                 f"{self.config.input_shape}")
+        self.reference = reference.find({**asdict(settings), "input_size": self.config.input_size}, references)
+        self.x, self.y = self._batch(k_batch, settings.batch_size, data_dir, images)
+        if settings.proxies:  # their own, larger batch (a key of its own: the NTK's keys stay as they were)
+            k_proxy = jax.random.fold_in(jax.random.PRNGKey(settings.seed), PROXY_KEY)
+            self.proxy_x = self._batch(k_proxy, settings.proxy_batch_size, data_dir, images)[0]
+
+    def _batch(self, key, size: int, data_dir, images):
+        info = data.dataset_info(self.settings.dataset)
+        if self.settings.inputs == "random":
+            return data.random_batch(key, size, self.config.input_shape, info.num_classes)
+        x, y = data.load_batch(key, size, self.settings.dataset, data_dir, images)
+        if x.shape[1] > self.config.input_size:  # a reduced input size: area-downsample the images
+            x = data.downsample(x, self.config.input_size)
+        if x.shape[1:] != self.config.input_shape:
+            raise ValueError(f"images have shape {x.shape[1:]}; {self.settings.dataset} expects "
+                             f"{self.config.input_shape}")
+        return x, y
 
     @property
     def _layerwise(self) -> bool:
@@ -228,6 +251,8 @@ class Scorer:
 
     def _kernels_of_cell(self, arch: Arch) -> dict[str, np.ndarray]:
         """Kernels by name: ``(n, n)`` each, or ``(G, n, n)`` split by parameter group (the layerwise engine)."""
+        if self.settings.kernels == "none":
+            return {}
         ops = jnp.asarray(arch.ops, jnp.int32)
         if self._layerwise:
             out = pipeline.cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
@@ -253,12 +278,16 @@ class Scorer:
         kernels = {n: k.sum(0) if k.ndim == 3 else k for n, k in kernels.items()}
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
                                        self.settings.output)
-        size = next(iter(kernels.values())).shape[0]
-        metrics.update(group_scores(grouped, _targets(np.asarray(self.y), self.config.num_classes, size,
-                                                      self.settings.output)))
+        if kernels:
+            size = next(iter(kernels.values())).shape[0]
+            metrics.update(group_scores(grouped, _targets(np.asarray(self.y), self.config.num_classes, size,
+                                                          self.settings.output)))
+        if self.settings.proxies:
+            metrics.update(proxies.proxy_scores(self.params, arch.ops, self.proxy_x, self.config))
         metrics["params"] = float(cost.num_params(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))
         metrics.update(composite.composite_scores(metrics))
+        metrics.update(reference.reference_aggregates(metrics, self.reference))
         if arch.is_dead:
             flags = ("dead_cell",) + flags
         elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
@@ -275,7 +304,7 @@ class Scorer:
     def score_many(self, archs: Sequence[Arch | str]) -> list[Score]:
         """Score cells ``arch_batch`` at a time; each :class:`Score`'s ``seconds`` is its share of its step."""
         archs = [as_arch(a) for a in archs]
-        if self.arch_batch == 1:
+        if self.arch_batch == 1 or self.settings.kernels == "none":
             return [self(a) for a in archs]
         results = []
         for i in range(0, len(archs), self.arch_batch):

@@ -1,0 +1,156 @@
+"""Three published zero-cost proxies of an NB201 cell, natively in JAX: the terms the NTK score is aggregated with.
+
+Each is a factor of, or a close relative of, the NTK at initialisation (the module's reason to exist here):
+
+* **Activation-pattern kernel** (NASWOT, Mellor et al. 2021). With ``c_u(x) = 1[h_u(x) > 0]`` the on/off state of
+  ReLU unit ``u`` (``h_u`` its *input*), over all ReLU units of the network::
+
+      K_H(x_i, x_j) = Σ_u [c_u(x_i) c_u(x_j) + (1 − c_u(x_i))(1 − c_u(x_j))] = N_A − d_Hamming(c(x_i), c(x_j))
+
+  and ``naswot = log |det K_H|``. For a ReLU network the NTK recursion is ``Θ_{l+1} = Σ_{l+1} + Σ̇_{l+1} ⊙ Θ_l``
+  with ``Σ̇(x, x') = E[σ'(h(x)) σ'(h(x'))]`` — the agreement of activation patterns; ``K_H`` is its empirical,
+  finite-width counterpart (counting agreement on both sides of zero), so a well-conditioned ``K_H`` is a
+  well-conditioned multiplicative factor of every layer's NTK term.
+* **Input-Jacobian correlation** (jacob_cov, Mellor et al. 2020). ``J_i = ∂(Σ_a f_a(x_i))/∂x_i``, ``C`` the
+  correlation matrix of the ``J_i`` across the batch, ``v`` its eigenvalues, ``k = 1e-5``::
+
+      jacov = −Σ_i [log(v_i + k) + 1/(v_i + k)]
+
+  (larger = less correlated input gradients). The input Jacobian is what carries an input perturbation to the
+  output (the robust NTK is the NTK at ``x + δ``, ``δ`` found along ``J``): decorrelated ``J_i`` mean the network
+  tells nearby images apart locally.
+* **Synaptic flow** (synflow, Tanaka et al. 2020; Abdelfattah et al. 2021). Every weight replaced by its absolute
+  value, BN as the identity (eval mode at init), the all-ones (normalised) input, float64, ``R = Σ_a f_a(1)``::
+
+      synflow = Σ_{w ∈ conv, linear weights} w · ∂R/∂w   (all terms ≥ 0)
+
+  which is ``Σ_paths (#weights on the path) · Π_{w ∈ path} |w|`` — a path-norm capacity measure (path norms bound
+  the generalisation gap; Neyshabur et al. 2015), and reported as ``log synflow``.
+
+Conventions where ours differ from the published tables (``../shared/data/zero_cost``, computed with PyTorch):
+BN statistics of the batch are held constant when differentiating (our NTK's convention, so each sample's
+Jacobian is its own), and the input gradient is taken w.r.t. the ``[0, 1]`` image, before normalisation.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import network
+
+JACOV_K = 1e-5
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _pattern_layer(fn, p, x, stats, gram):
+    """``fn(p, x, stats)[0]``; its VJP returns the layer's activation-pattern Gram for ``gram`` (not a gradient)."""
+    return fn(p, x, stats, conv=network._lax_conv)[0]
+
+
+def _pattern_layer_fwd(fn, p, x, stats, gram):
+    return _pattern_layer(fn, p, x, stats, gram), (p, x, stats, gram)
+
+
+def _pattern_layer_bwd(fn, residuals, g):
+    p, x, stats, gram = residuals
+    pre = network.relu_input(fn, p, x, stats)
+    contribution = jnp.zeros_like(gram)
+    if pre is not None:
+        c = (pre > 0).reshape(pre.shape[0], -1).astype(gram.dtype)
+        contribution = c @ c.T + (1 - c) @ (1 - c).T
+    # the cotangents themselves are not needed: zeros keep every earlier layer's backward pass (and its Gram) alive
+    return (jax.tree.map(jnp.zeros_like, p), jnp.zeros_like(x), jax.tree.map(jnp.zeros_like, stats), contribution)
+
+
+_pattern_layer.defvjp(_pattern_layer_fwd, _pattern_layer_bwd)
+
+
+def _pattern_hook(gram):
+    def layer(fn, p, h, s):
+        y = _pattern_layer(fn, p, h, s, gram)
+        return y, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, s)[1])
+
+    return layer
+
+
+@partial(jax.jit, static_argnames="config")
+def activation_pattern_kernel(params, ops, x: jax.Array, config: network.NetworkConfig) -> jax.Array:
+    """``K_H`` ``(n, n)`` of the cell ``ops`` on images ``x``: summed over every ReLU whose layer the cell uses
+    (edge ops ``nor_conv_*``, the residual blocks, the head's final ReLU), in one forward and one backward pass
+    (the backward pass only collects each layer's Gram; BN uses the batch's own statistics, as in the forward)."""
+    n = x.shape[0]
+
+    def logits_of(gram):
+        return network._forward(params, ops, x, config, None, layer=_pattern_hook(gram))[0]
+
+    logits, vjp = jax.vjp(logits_of, jnp.zeros((n, n), jnp.float32))
+    return vjp(jnp.ones_like(logits))[0]
+
+
+def naswot(kernel) -> float:
+    """``log |det K_H|`` (float64); ``-inf`` for a singular kernel (e.g. a cell whose samples share a pattern)."""
+    return float(np.linalg.slogdet(np.asarray(kernel, np.float64))[1])
+
+
+@partial(jax.jit, static_argnames="config")
+def input_jacobians(params, ops, x: jax.Array, config: network.NetworkConfig) -> jax.Array:
+    """``J_i = ∂(Σ_a f_a(x_i))/∂x_i`` for every image, shape of ``x``, BN statistics of the batch held constant."""
+    stats = network.batch_statistics(params, ops, x, config) if config.bn_mode == "batch" else None
+
+    def total(z):
+        return network.apply(params, ops, z, config, stats, layer=network.input_gradient_layer).sum()
+
+    return jax.grad(total)(x)
+
+
+def jacov(jacobians) -> float:
+    """``−Σ_i [log(v_i + k) + 1/(v_i + k)]``, ``v`` the eigenvalues of the correlation matrix of the flattened
+    Jacobians (float64, :data:`JACOV_K`); ``nan`` when a Jacobian is constant (its correlation is undefined)."""
+    j = np.asarray(jacobians, np.float64).reshape(len(jacobians), -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(j)
+    if not np.all(np.isfinite(corr)):
+        return float("nan")
+    v = np.linalg.eigvalsh(corr)
+    return float(-np.sum(np.log(v + JACOV_K) + 1.0 / (v + JACOV_K)))
+
+
+def _is_weight(path) -> bool:
+    """Convolution and linear weights: leaves named ``w`` and the residual shortcuts' bare 1×1 kernels."""
+    return getattr(path[-1], "key", None) in ("w", "shortcut")
+
+
+def synflow_per_weight(params, ops, config: network.NetworkConfig):
+    """``|w| · ∂R/∂w`` for every conv/linear weight (zeros elsewhere), ``R = Σ_a f_a(1)`` of the network with
+    ``|θ|`` for every parameter, identity BN and the all-ones normalised input, in float64."""
+    identity_bn = network.NetworkConfig(**{**config.__dict__, "bn_mode": "identity"})
+    with jax.enable_x64(True):
+        positive = jax.tree.map(lambda a: jnp.abs(jnp.asarray(a, jnp.float64)), params)
+        ones = (jnp.asarray(config.mean, jnp.float64) + jnp.asarray(config.std, jnp.float64)) * \
+            jnp.ones((1,) + config.input_shape, jnp.float64)  # (x − mean)/std = 1
+        grads = _synflow_grad(positive, jnp.asarray(ops, jnp.int32), ones, identity_bn)
+        return jax.tree_util.tree_map_with_path(
+            lambda path, w, g: np.asarray(w * g) if _is_weight(path) else np.zeros(np.shape(w)), positive, grads)
+
+
+@partial(jax.jit, static_argnames="config")
+def _synflow_grad(params, ops, ones, config):
+    return jax.grad(lambda q: network.apply(q, ops, ones, config).sum())(params)
+
+
+def synflow(params, ops, config: network.NetworkConfig) -> float:
+    """``log Σ_w |w| · ∂R/∂w`` (:func:`synflow_per_weight`); ``-inf`` when no path reaches the output."""
+    total = sum(float(np.sum(leaf)) for leaf in jax.tree.leaves(synflow_per_weight(params, ops, config)))
+    return float(np.log(total)) if total > 0 else float("-inf")
+
+
+def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, float]:
+    """``{"zc.naswot", "zc.jacov", "zc.synflow"}`` of one cell on the batch ``x`` (larger = better)."""
+    ops = jnp.asarray(ops, jnp.int32)
+    return {"zc.naswot": naswot(activation_pattern_kernel(params, ops, x, config)),
+            "zc.jacov": jacov(input_jacobians(params, ops, x, config)),
+            "zc.synflow": synflow(params, ops, config)}

@@ -1,0 +1,120 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.linalg import hadamard
+from conftest import TINY, TINY_SETTINGS
+
+from ntkscore import network, proxies
+from ntkscore.score import Scorer, ScoreSettings
+from ntkscore.space import OPS, Arch
+
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|none~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|none~1|avg_pool_3x3~2|",  # parameter-free cell
+]
+ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    params = network.init(jax.random.PRNGKey(0), TINY)
+    x = jax.random.uniform(jax.random.PRNGKey(1), (6, 8, 8, 3))
+    return params, x
+
+
+def relu_units(arch: Arch, c: int = 4, n: int = 1, side: int = 8) -> int:
+    """ReLU inputs per image, counted from the macro skeleton: every conv edge of every cell, the two ReLU-conv
+    layers of each residual block, and the head's final ReLU."""
+    conv_edges = sum(OPS[o].startswith("nor_conv") for o in arch.ops)
+    stages = sum(conv_edges * n * (side // 2**s) ** 2 * c * 2**s for s in range(3))
+    blocks = sum((side // 2**s) ** 2 * c * 2**s + (side // 2 ** (s + 1)) ** 2 * c * 2 ** (s + 1) for s in range(2))
+    return stages + blocks + (side // 4) ** 2 * 4 * c
+
+
+def recorded_pattern_kernel(params, ops, x):
+    """Reference K_H: run the forward pass eagerly (each ``lax.switch`` runs its chosen branch in Python), record
+    every ReLU's input, and count pattern agreements with numpy."""
+    codes = []
+
+    def record(fn, p, h, s):
+        pre = network.relu_input(fn, p, h, s)
+        if pre is not None:
+            codes.append(np.asarray(pre > 0, np.float64).reshape(h.shape[0], -1))
+        return fn(p, h, s)
+
+    with jax.disable_jit():
+        network.apply(params, jnp.asarray(ops, jnp.int32), x, TINY, layer=record)
+    c = np.concatenate(codes, axis=1)
+    return c @ c.T + (1 - c) @ (1 - c).T
+
+
+@pytest.mark.parametrize("arch", CELLS)
+def test_activation_pattern_kernel(setup, arch):
+    params, x = setup
+    arch = Arch.from_string(arch)
+    k = np.asarray(proxies.activation_pattern_kernel(params, np.asarray(arch.ops), x, TINY))
+    np.testing.assert_array_equal(np.diag(k), relu_units(arch))  # each image agrees with itself on every unit
+    np.testing.assert_array_equal(k, recorded_pattern_kernel(params, arch.ops, x))
+
+
+def test_naswot_is_log_determinant():
+    k = np.array([[4.0, 1.0], [1.0, 3.0]])
+    assert proxies.naswot(k) == pytest.approx(np.log(11.0))
+    assert proxies.naswot(np.ones((3, 3))) == -np.inf
+
+
+def test_input_jacobians_per_sample(setup):
+    """Batch Jacobian of the summed logits = each sample's own gradient with the batch's BN statistics fixed."""
+    params, x = setup
+    ops = jnp.asarray(Arch.from_string(CELLS[0]).ops, jnp.int32)
+    stats = network.batch_statistics(params, ops, x, TINY)
+    j = np.asarray(proxies.input_jacobians(params, ops, x, TINY))
+    one = jax.grad(lambda z: network.apply(params, ops, z[None], TINY, stats).sum())
+    np.testing.assert_allclose(j, jax.jit(jax.vmap(one))(x), rtol=1e-4, atol=1e-6)
+
+
+def test_jacov_closed_forms():
+    k = proxies.JACOV_K
+    walsh = hadamard(8)[1:6].astype(float)  # zero-mean, mutually orthogonal rows: correlation = identity
+    assert proxies.jacov(walsh) == pytest.approx(-5 * (np.log(1 + k) + 1 / (1 + k)))
+    row = np.random.default_rng(1).normal(size=8)
+    same = np.stack([row, 2 * row, 3 * row])  # perfectly correlated: eigenvalues 3, 0, 0
+    expected = -(np.log(3 + k) + 1 / (3 + k) + 2 * (np.log(k) + 1 / k))
+    assert proxies.jacov(same) == pytest.approx(expected, rel=1e-6)
+    assert np.isnan(proxies.jacov(np.ones((3, 4))))
+
+
+def test_synflow_euler_identity(setup):
+    """Every input-to-output path crosses the stem conv and the head's linear weight exactly once, and R is linear
+    in each of them (bias 0), so Σ_{w in stem} w ∂R/∂w = Σ_{w in head} w ∂R/∂w = R (Euler)."""
+    params, _ = setup
+    ops = np.asarray(Arch.from_string(CELLS[0]).ops)
+    per_weight = proxies.synflow_per_weight(params, ops, TINY)
+    with jax.enable_x64(True):
+        positive = jax.tree.map(lambda a: jnp.abs(jnp.asarray(a, jnp.float64)), params)
+        cfg = network.NetworkConfig(**{**TINY.__dict__, "bn_mode": "identity"})
+        ones = jnp.broadcast_to(jnp.asarray(TINY.mean, jnp.float64) + jnp.asarray(TINY.std, jnp.float64),
+                                (1, 8, 8, 3))
+        r = float(jax.jit(network.apply, static_argnames="config")(positive, jnp.asarray(ops), ones, cfg).sum())
+    assert float(per_weight["stem"]["w"].sum()) == pytest.approx(r, rel=1e-9)
+    assert float(per_weight["head"]["w"].sum()) == pytest.approx(r, rel=1e-9)
+    assert float(per_weight["head"]["scale"].sum()) == 0.0  # BN parameters are not weights
+    assert proxies.synflow(params, ops, TINY) > np.log(r)  # deeper paths count once per weight on them
+
+
+def test_synflow_of_a_disconnected_cell(setup):
+    params, _ = setup
+    assert proxies.synflow(params, np.asarray(Arch.from_string(ALL_NONE).ops), TINY) == -np.inf
+
+
+def test_scorer_proxies_only():
+    scorer = Scorer(ScoreSettings(**TINY_SETTINGS, kernels="none", proxy_batch_size=8))
+    s = scorer(CELLS[0])
+    assert {"zc.naswot", "zc.jacov", "zc.synflow", "params"} <= set(s.metrics)
+    assert not any(k.startswith("K") for k in s.metrics)
+    with pytest.raises(ValueError, match="computes nothing"):
+        ScoreSettings(kernels="none", proxies=False)
+    with pytest.raises(ValueError, match="proxy_batch_size"):
+        ScoreSettings(proxy_batch_size=1)
