@@ -16,7 +16,7 @@ from ntkscore import composite
 from ntkscore.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = composite.PREFIX + composite.DEFAULT
+DEFAULT = composite.DEFAULT
 
 
 def run(argv=None) -> int:

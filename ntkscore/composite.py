@@ -40,8 +40,17 @@ The rank aggregates (:data:`AGGREGATES`, :func:`aggregate_scores`) need a popula
 (Lee & Ham, CVPR 2024) scores ``Σ_t log(r_t(a)/N)``, so a cell must be good under every term to score well and no
 term's units or spread matter. The terms (:data:`TERMS`) are the theory quantities above.
 
+Round 4 (session 5, fixed after a look at the development split only): the NTK score ``ntk`` =
+``robust_bound/trace+params`` aggregated with the three zero-cost factors of the NTK that :mod:`ntkscore.proxies`
+computes — ``pattern`` (log-det of the activation-pattern kernel, the empirical ``Σ̇`` of the NTK recursion; NASWOT),
+``jacobian`` (decorrelation of the input Jacobians, which carry an input perturbation to the output; jacob_cov) and
+``paths`` (log path norm; synflow): ``rank(ntk,pattern)``, ``rank(ntk,pattern,jacobian)``,
+``rank(ntk,pattern,paths)`` and ``rank(ntk,pattern,jacobian,paths)``. ``rank(pattern,jacobian,paths)`` is an
+ablation (:data:`ABLATIONS`: what the NTK term adds), never a candidate.
+
 Which candidate is the default (:data:`DEFAULT`) was chosen on a fixed development split of the NB201 space and is
-reported on the rest (``benchmarks/robust_score.py``, ``benchmarks/results/robust_score.md``).
+reported on the rest (``benchmarks/robust_score.py``, ``benchmarks/results/robust_score.md``). A rank aggregate is
+a rank within a population; for a single cell :mod:`ntkscore.reference` ranks it within a stored reference sample.
 """
 
 from __future__ import annotations
@@ -82,23 +91,39 @@ CANDIDATES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
         -_log(m["K_rob/cells.bound"]) - 0.5 * _log(m["K_rob/cells.trace"]) + _log(m["params"]), m["K_rob/cells.trace"]),
 }
 PREFIX = "composite."
-DEFAULT = "robust_bound/trace+params"
+AGGREGATE_PREFIX = "aggregate."
+NTK_SCORE = "robust_bound/trace+params"
+"""The best per-cell NTK candidate (session 4's default): the ``ntk`` term of the round-4 aggregates."""
+DEFAULT = PREFIX + NTK_SCORE
+"""The default score's metric name (``Score.value``): ``composite.<candidate>`` or ``aggregate.<aggregate>``."""
 
 TERMS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "trainability": lambda m: _log(m["K_rob.lambda_min"]),
     "generalisation": lambda m: -_log(m["K_rob.bound"]),
     "conditioning": lambda m: -_log(m["K_rob.condition"]),
     "complexity": lambda m: _log(m["params"]),
+    "ntk": lambda m: CANDIDATES[NTK_SCORE](m),
+    "pattern": lambda m: np.asarray(m["zc.naswot"], np.float64),
+    "jacobian": lambda m: np.asarray(m["zc.jacov"], np.float64),
+    "paths": lambda m: np.asarray(m["zc.synflow"], np.float64),
 }
-"""Oriented theory terms (larger = better) of the rank aggregates: ``λ_min(K̃_ε)``, ``−bound(K̃_ε)``, ``−κ(K̃_ε)``,
-``#params``."""
+"""Oriented terms (larger = better) of the rank aggregates: ``λ_min(K̃_ε)``, ``−bound(K̃_ε)``, ``−κ(K̃_ε)``,
+``#params``; and (round 4) the NTK score ``robust_bound/trace+params`` with the three factors of the NTK that
+:mod:`ntkscore.proxies` computes: the activation-pattern kernel's log-determinant (NASWOT), the input-Jacobian
+decorrelation (jacov) and the path norm (log synflow)."""
 AGGREGATES: dict[str, tuple[str, ...]] = {
     "rank(trainability,complexity)": ("trainability", "complexity"),
     "rank(trainability,generalisation,complexity)": ("trainability", "generalisation", "complexity"),
     "rank(trainability,conditioning,generalisation,complexity)": ("trainability", "conditioning", "generalisation",
                                                                    "complexity"),
+    "rank(ntk,pattern)": ("ntk", "pattern"),
+    "rank(ntk,pattern,jacobian)": ("ntk", "pattern", "jacobian"),
+    "rank(ntk,pattern,paths)": ("ntk", "pattern", "paths"),
+    "rank(ntk,pattern,jacobian,paths)": ("ntk", "pattern", "jacobian", "paths"),
+    "rank(pattern,jacobian,paths)": ("pattern", "jacobian", "paths"),
 }
-AGGREGATE_PREFIX = "aggregate."
+ABLATIONS = ("rank(pattern,jacobian,paths)",)
+"""Aggregates reported to show what a term adds (here: the NTK term), never candidates for the default."""
 
 
 def composite_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,10 +141,10 @@ def composite_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 def log_rank_sum(columns) -> np.ndarray:
     """``Σ_t log(r_t/N)`` over the given 1-D arrays (one per term, larger = better), ``r_t`` the ascending rank
-    (1 = smallest, ties get their average rank) among the ``N`` entries."""
+    (1 = smallest, ties get their average rank) among the ``N`` entries; a NaN term ranks with the smallest."""
     from scipy.stats import rankdata
 
-    columns = [np.asarray(c, np.float64) for c in columns]
+    columns = [np.nan_to_num(np.asarray(c, np.float64), nan=-np.inf) for c in columns]  # undefined ranks last
     if not columns or any(c.ndim != 1 or len(c) != len(columns[0]) for c in columns):
         raise ValueError("rank aggregation needs one or more 1-D columns of equal length (one entry per cell)")
     n = len(columns[0])
