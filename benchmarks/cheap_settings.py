@@ -2,6 +2,9 @@
 
     python benchmarks/cheap_settings.py --run    # score the 300 real-shape cells under each setting (resumable)
     python benchmarks/cheap_settings.py          # the report only, from runs/settings/
+    python benchmarks/cheap_settings.py --study proxies [--run]
+                                                 # the same for the zero-cost terms (ntkscore.proxies), on the
+                                                 # 488 cells of benchmarks/results/proxies_real.csv.gz
 
 Scoring all 6466 unique cells at the real shape (C = 16, N = 5, 32×32, B = 16) costs ~13 s per cell on a 2-core
 CPU (about a day), so the whole-space study runs at cheaper settings. This script measures, on the 300 cells already
@@ -20,6 +23,7 @@ Writes ``benchmarks/results/cheap_settings.{md,csv}``.
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +53,38 @@ BUDGET_HOURS = 1.0
 SECONDS_PER_CELL_REAL = 13.4
 
 
+@dataclass(frozen=True)
+class Study:
+    """What one run of this script compares: settings, the quantities whose transfer decides, the real-shape file."""
+
+    real: Path
+    settings: dict
+    quantities: tuple
+    two_seeds: tuple
+    budget_hours: float
+    seconds_real: float
+    runs: str
+    out: str
+    what: str
+
+
+PROXY_SETTINGS = {
+    "C8N1-16px": ["--kernels", "none", "--channels", "8", "--cells", "1", "--input-size", "16"],
+    "C16N1-16px": ["--kernels", "none", "--channels", "16", "--cells", "1", "--input-size", "16"],
+    "C8N1-32px": ["--kernels", "none", "--channels", "8", "--cells", "1", "--input-size", "32"],
+}
+STUDIES = {
+    "ntk": Study(REAL, SETTINGS, QUANTITIES, TWO_SEEDS, BUDGET_HOURS, SECONDS_PER_CELL_REAL, "settings",
+                 "cheap_settings.md", "PGD-7 at ε = 8/255 and all five kernels"),
+    "proxies": Study(ROOT / "benchmarks" / "results" / "proxies_real.csv.gz", PROXY_SETTINGS,
+                     ("zc.naswot", "zc.jacov", "zc.synflow"), tuple(PROXY_SETTINGS), 0.5, 0.98, "proxy_settings",
+                     "cheap_settings_proxies.md", "the three zero-cost terms only (`--kernels none`), 64 images"),
+}
+"""``ntk``: the NTK quantities (session 4). ``proxies``: the zero-cost terms of :mod:`ntkscore.proxies` (session 5),
+with a tighter budget (they accompany an NTK run; the real shape costs 0.98 s per cell for them, the median `seconds` of
+``proxies_real.csv.gz``)."""
+
+
 def keyed(table: pd.DataFrame) -> pd.DataFrame:
     table = table.assign(**composite.composite_scores(table))
     return table.assign(_key=canonical_keys(table["arch"])).drop_duplicates("_key").set_index("_key")
@@ -58,10 +94,10 @@ def kendall(a, b) -> float:
     return float(kendalltau(a, b).statistic)
 
 
-def summarise(runs: Path, real: pd.DataFrame, target: pd.Series) -> pd.DataFrame:
+def summarise(runs: Path, real: pd.DataFrame, target: pd.Series, study: Study) -> pd.DataFrame:
     """One row per (setting, quantity): transfer τ, seed-to-seed τ, τ vs PGD-8 and the setting's cost."""
     rows = []
-    for name in SETTINGS:
+    for name in study.settings:
         path = runs / f"{name}_seed0.csv"
         if not path.exists():
             continue
@@ -69,7 +105,7 @@ def summarise(runs: Path, real: pd.DataFrame, target: pd.Series) -> pd.DataFrame
         second = runs / f"{name}_seed1.csv"
         other = keyed(pd.read_csv(second)) if second.exists() else None
         seconds = pd.to_numeric(cheap["seconds"], errors="coerce").iloc[1:]  # the first row includes compilation
-        for q in QUANTITIES:
+        for q in study.quantities:
             common = cheap.index.intersection(real.index).intersection(target.index)
             row = {"setting": name, "quantity": q, "cells": len(common), "s_per_cell": float(seconds.median()),
                    "transfer_tau": kendall(cheap.loc[common, q], real.loc[common, q]),
@@ -82,31 +118,34 @@ def summarise(runs: Path, real: pd.DataFrame, target: pd.Series) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def choose(summary: pd.DataFrame) -> str | None:
-    """The setting with the highest mean transfer τ whose whole-space cost fits :data:`BUDGET_HOURS`."""
+def choose(summary: pd.DataFrame, budget_hours: float = BUDGET_HOURS) -> str | None:
+    """The setting with the highest mean transfer τ whose whole-space cost fits ``budget_hours``."""
     cost = summary.groupby("setting").s_per_cell.first() * UNIQUE_CELLS / 3600
     transfer = summary.groupby("setting").transfer_tau.mean()
-    affordable = transfer[cost <= BUDGET_HOURS]
+    affordable = transfer[cost <= budget_hours]
     return None if affordable.empty else str(affordable.idxmax())
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", action="store_true", help="score the 300 cells under every setting first (resumable)")
-    p.add_argument("--runs", default=str(ROOT / "runs" / "settings"))
+    p.add_argument("--study", choices=tuple(STUDIES), default="ntk")
+    p.add_argument("--runs", default=None, help="where the score files go (default runs/settings or runs/proxy_settings)")
     p.add_argument("--data", default=None)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cheap_settings.md"))
+    p.add_argument("--out", default=None, help="the report (default benchmarks/results/cheap_settings[_proxies].md)")
     args = p.parse_args(argv)
-    runs = Path(args.runs)
-    real_table = pd.read_csv(REAL)
+    study = STUDIES[args.study]
+    runs = Path(args.runs or ROOT / "runs" / study.runs)
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / study.out)
+    real_table = pd.read_csv(study.real)
     if args.run:
         runs.mkdir(parents=True, exist_ok=True)
         archs = runs / "archs.txt"
         archs.write_text("\n".join(real_table["arch"]) + "\n")
         data = ["--data", args.data] if args.data else []
-        jobs = [(n, s) for n in SETTINGS for s in ((0, 1) if n in TWO_SEEDS else (0,))]
+        jobs = [(n, s) for n in study.settings for s in ((0, 1) if n in study.two_seeds else (0,))]
         for name, seed in jobs:
-            rc = ntkscore_main(["rank", "--archs", str(archs), *SETTINGS[name], "--seed", str(seed), *data,
+            rc = ntkscore_main(["rank", "--archs", str(archs), *study.settings[name], "--seed", str(seed), *data,
                                 "--out", str(runs / f"{name}_seed{seed}.csv")])
             if rc:
                 return rc
@@ -116,18 +155,18 @@ def main(argv=None) -> int:
                                       root / "nb201" / "cifar10_clean_acc.csv")[0]
     target = joined.assign(_key=canonical_keys(joined["arch"])).dropna(subset=["val_pgd_8.0_acc"])
     target = target.drop_duplicates("_key").set_index("_key")["val_pgd_8.0_acc"]
-    summary = summarise(runs, real, target)
+    summary = summarise(runs, real, target, study)
     if summary.empty:
         print(f"no score files in {runs}; run with --run first", file=sys.stderr)
         return 1
     summary.to_csv(Path(args.out).with_suffix(".csv"), index=False)
-    chosen = choose(summary)
+    chosen = choose(summary, study.budget_hours)
     cost = summary.groupby("setting", sort=False).s_per_cell.first()
     lines = ["# Cheap scoring settings: cost, transfer to the real shape, seed-to-seed stability (issue #6)", "",
              "Command: `python benchmarks/cheap_settings.py " + " ".join(argv if argv is not None else sys.argv[1:])
-             + "` (the score files in runs/settings/ come from `--run`; CPU: this session's 2-core VM)", "",
-             f"Cells: the {int(summary.cells.iloc[0])} cells of {REAL.relative_to(ROOT)} that have PGD-8 accuracy "
-             "(real shape: C16 N5, 32×32, B = 16, seed 0). All settings use PGD-7 at ε = 8/255 and all five kernels.",
+             + f"` (the score files in runs/{study.runs}/ come from `--run`; CPU: this session's 2-core VM)", "",
+             f"Cells: the {int(summary.cells.iloc[0])} cells of {study.real.relative_to(ROOT)} that have PGD-8 "
+             f"accuracy (real shape: C16 N5, 32×32, B = 16, seed 0). All settings use {study.what}.",
              "Transfer = Kendall τ between a quantity at the cheap setting and at the real shape; seed τ = Kendall τ "
              "between seeds 0 and 1 at the cheap setting; PGD-8 τ columns are for information, not used to choose.", "",
              "| setting | s per cell | whole space (h) | mean transfer τ | mean seed τ |", "|---|---|---|---|---|"]
@@ -137,9 +176,9 @@ def main(argv=None) -> int:
         mark = " **(chosen)**" if name == chosen else ""
         lines.append(f"| {name}{mark} | {s:.2f} | {s * UNIQUE_CELLS / 3600:.2f} | {part.transfer_tau.mean():.3f} | "
                      f"{seed} |")
-    lines += ["", f"Real shape for reference: {SECONDS_PER_CELL_REAL} s per cell (session 3, README), "
-              f"{SECONDS_PER_CELL_REAL * UNIQUE_CELLS / 3600:.1f} h for the whole space. Rule: highest mean transfer "
-              f"among settings that score the whole space in ≤ {BUDGET_HOURS:g} h on this CPU → "
+    lines += ["", f"Real shape for reference: {study.seconds_real} s per cell, "
+              f"{study.seconds_real * UNIQUE_CELLS / 3600:.1f} h for the whole space. Rule: highest mean transfer "
+              f"among settings that score the whole space in ≤ {study.budget_hours:g} h on this CPU → "
               f"**{chosen or 'none affordable'}**.", "",
               "| setting | quantity | transfer τ | seed τ | PGD-8 τ (cheap) | PGD-8 τ (real) |", "|---|---|---|---|---|---|"]
     for r in summary.itertuples():
