@@ -1,39 +1,72 @@
-"""Build the reference sample that turns the default rank aggregate into a per-cell score (:mod:`ntkscore.reference`).
+"""Build a reference sample that turns the rank aggregates into per-cell scores (:mod:`ntkscore.reference`).
 
-    python benchmarks/build_reference.py          # from the committed real-shape tables; writes
-                                                  # ntkscore/references/nb201_cifar10_default.json
+    python benchmarks/build_reference.py
+        # the default settings' reference, from committed tables: the 300 cells of scores_300.csv.gz and the 188
+        # of real_shape_holdout.scores.csv.gz (NTK quantities; C16 N5, 32×32, B = 16, seed 0) joined by cell with
+        # proxies_real.csv.gz (the zero-cost terms on 64 images, `ntkscore rank --archs … --kernels none`)
+        #   → ntkscore/references/nb201_cifar10_default.json
+    ntkscore rank --sample 300 --inputs random --channels 8 --cells 1 --batch-size 8 --out runs/quickstart.csv
+    python benchmarks/build_reference.py --tables runs/quickstart.csv --name nb201_random_quickstart
+        # the README's quick-start settings (random inputs, no data files needed)
 
-The reference cells are every cell scored at the default settings (C16 N5, 32×32, B = 16, seed 0; the zero-cost
-terms on 64 images): the 300 cells of ``scores_300.csv.gz`` and the 188 of ``real_shape_holdout.scores.csv.gz``
-(NTK quantities), joined by cell with ``proxies_real.csv.gz`` (the zero-cost terms, ``ntkscore rank --archs …
---kernels none``). No accuracy is read. The terms stored are those of :data:`ntkscore.composite.TERMS` that the
-tables can compute.
+The tables are joined on ``arch`` (the first table's cells); the settings stored are the ``setting.*`` columns of
+the tables (the first table's where they disagree, e.g. ``kernels``, which a reference ignores). No accuracy is
+read. The terms stored are those of :data:`ntkscore.composite.TERMS` the joined table can compute.
 """
 
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from ntkscore import composite, reference
-from ntkscore.score import ScoreSettings
+from ntkscore.data import dataset_info
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-NTK_TABLES = (RESULTS / "scores_300.csv.gz", RESULTS / "real_shape_holdout.scores.csv.gz")
-PROXY_TABLE = RESULTS / "proxies_real.csv.gz"
+DEFAULT_TABLES = (RESULTS / "scores_300.csv.gz", RESULTS / "real_shape_holdout.scores.csv.gz")
+DEFAULT_PROXIES = RESULTS / "proxies_real.csv.gz"
+
+
+def settings_of(tables) -> dict:
+    """The ``setting.*`` values of the tables' first rows (earlier tables win), with literal types restored and
+    an unset ``input_size`` replaced by the dataset's."""
+    settings: dict = {}
+    for table in reversed(tables):
+        row = table.iloc[0]
+        settings.update({c.removeprefix("setting."): row[c] for c in table.columns if c.startswith("setting.")})
+    out = {}
+    for k, v in settings.items():
+        if isinstance(v, str) and v in ("True", "False"):
+            v = v == "True"
+        elif hasattr(v, "item"):  # numpy scalar → Python
+            v = v.item()
+        out[k] = v
+    if out.get("input_size") is None or out["input_size"] != out["input_size"]:  # NaN: unset
+        out["input_size"] = dataset_info(out["dataset"]).input_size
+    out["input_size"] = int(out["input_size"])
+    return out
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(reference.REFERENCES / "nb201_cifar10_default.json"))
+    p.add_argument("--tables", nargs="+", default=None, help="score tables (default: the committed real-shape ones)")
+    p.add_argument("--name", default="nb201_cifar10_default")
     args = p.parse_args(argv)
-    ntk = pd.concat([pd.read_csv(t) for t in NTK_TABLES]).drop_duplicates("arch")
-    zc = pd.read_csv(PROXY_TABLE)
-    table = ntk.merge(zc[["arch"] + [c for c in zc.columns if c.startswith("zc.")]], on="arch", how="inner")
+    if args.tables:
+        paths = [Path(t) for t in args.tables]
+        ntk = pd.read_csv(paths[0]).drop_duplicates("arch")
+        others = [pd.read_csv(t) for t in paths[1:]]
+    else:
+        paths = [*DEFAULT_TABLES, DEFAULT_PROXIES]
+        ntk = pd.concat([pd.read_csv(t) for t in DEFAULT_TABLES]).drop_duplicates("arch")
+        others = [pd.read_csv(DEFAULT_PROXIES)]
+    table = ntk
+    for other in others:
+        zc = [c for c in other.columns if c.startswith("zc.") and c not in table.columns]
+        table = table.merge(other[["arch", *zc]], on="arch", how="inner")
     terms = []
     for name, fn in composite.TERMS.items():
         try:
@@ -41,14 +74,12 @@ def main(argv=None) -> int:
         except KeyError:
             continue
         terms.append(name)
-    source = (f"{len(table)} NB201 cells at the default settings: {', '.join(t.name for t in NTK_TABLES)} joined "
-              f"with {PROXY_TABLE.name} (benchmarks/build_reference.py)")
-    settings = ScoreSettings()
-    ref = reference.build(table, {**asdict(settings), "input_size": settings.network_config().input_size}, terms,
-                          source)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(ref, indent=0) + "\n")
-    print(f"{args.out}: {ref['cells']} cells, terms {', '.join(terms)}")
+    source = f"{len(table)} NB201 cells: {', '.join(p.name for p in paths)} (benchmarks/build_reference.py)"
+    ref = reference.build(table, settings_of([ntk, *others]), terms, source)
+    out = reference.REFERENCES / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(ref, indent=0) + "\n")
+    print(f"{out}: {ref['cells']} cells, terms {', '.join(terms)}")
     return 0
 
 

@@ -71,7 +71,7 @@ def summarise(path: Path, requested: int) -> str:
              "(condition numbers and bound terms negated). Full table: correlations.md.", "",
              "| score | " + " | ".join(wide.columns) + " |", "|---|" + "---|" * len(wide.columns)]
     lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in wide.iterrows()]
-    ntk = table[~table.score.str.startswith(("baseline.", "proxy.", "composite."))]
+    ntk = table[~table.score.str.startswith(("baseline.", "proxy.", "composite.", "aggregate.", "zc."))]
     best = order.index[0]
     best_ntk = ntk[ntk.metric == "val_pgd_8.0_acc"].sort_values("kendall_tau").iloc[-1]
     lines += ["", f"Best score against PGD-8 accuracy: **{best}** (τ = {order.iloc[0]:.3f}); best pure NTK quantity: "

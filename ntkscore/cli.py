@@ -94,10 +94,11 @@ def _score_table(result) -> str:
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
     primary = result.settings.get("primary", "")
     value = f"{result.metrics[primary]:.6g} ({primary})" if primary in result.metrics else f"- ({primary} not computed)"
-    if primary.startswith(AGGREGATE_PREFIX) and primary not in result.metrics:
+    robust = result.settings.get("kernels") in ("robust", "all")
+    if primary.startswith(AGGREGATE_PREFIX) and primary not in result.metrics and robust:
         value = (f"- ({primary}: a rank aggregate, and no reference sample of NB201 cells exists for these settings; "
                  "rank a population with 'ntkscore rank' + 'ntkscore correlate', see ntkscore.reference)")
-    candidates = "  ".join(f"{n.removeprefix(PREFIX)} {v:.4g}" for n, v in result.metrics.items()
+    candidates = "  ".join(f"{n.removeprefix(PREFIX).removeprefix(AGGREGATE_PREFIX)} {v:.4g}" for n, v in result.metrics.items()
                            if n.startswith((PREFIX, AGGREGATE_PREFIX)) and n != primary)
     lines = [f"arch     {result.arch}", f"score    {value}", f"params   {result.metrics['params']:.0f}    "
              f"FLOPs {result.metrics['flops'] / 1e6:.2f} M    time {result.seconds:.1f} s",

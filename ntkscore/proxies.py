@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import network
+from . import network, theory
 
 JACOV_K = 1e-5
 
@@ -92,8 +92,11 @@ def activation_pattern_kernel(params, ops, x: jax.Array, config: network.Network
 
 
 def naswot(kernel) -> float:
-    """``log |det K_H|`` (float64); ``-inf`` for a singular kernel (e.g. a cell whose samples share a pattern)."""
-    return float(np.linalg.slogdet(np.asarray(kernel, np.float64))[1])
+    """``log det(K_H + δI)`` (float64), ``δ`` the ridge of :func:`ntkscore.theory.ridge` (``1e-8·tr K/n``): the
+    log-determinant for any non-singular ``K_H``, and a finite, very low value for a singular one (samples that
+    share a pattern, e.g. through a dead cell)."""
+    k = np.asarray(kernel, np.float64)
+    return float(np.linalg.slogdet(k + theory.ridge(k) * np.eye(len(k)))[1])
 
 
 @partial(jax.jit, static_argnames="config")
@@ -109,13 +112,13 @@ def input_jacobians(params, ops, x: jax.Array, config: network.NetworkConfig) ->
 
 def jacov(jacobians) -> float:
     """``−Σ_i [log(v_i + k) + 1/(v_i + k)]``, ``v`` the eigenvalues of the correlation matrix of the flattened
-    Jacobians (float64, :data:`JACOV_K`); ``nan`` when a Jacobian is constant (its correlation is undefined)."""
+    Jacobians (float64, :data:`JACOV_K`). A constant Jacobian (a network blind to its input, e.g. through a dead
+    cell) has no correlation; it counts as perfectly correlated with every other, so a blind network gets the
+    lowest value, ``−[log(n + k) + 1/(n + k) + (n − 1)(log k + 1/k)]``."""
     j = np.asarray(jacobians, np.float64).reshape(len(jacobians), -1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(j)
-    if not np.all(np.isfinite(corr)):
-        return float("nan")
-    v = np.linalg.eigvalsh(corr)
+        corr = np.nan_to_num(np.corrcoef(j), nan=1.0)
+    v = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
     return float(-np.sum(np.log(v + JACOV_K) + 1.0 / (v + JACOV_K)))
 
 
@@ -143,9 +146,10 @@ def _synflow_grad(params, ops, ones, config):
 
 
 def synflow(params, ops, config: network.NetworkConfig) -> float:
-    """``log Σ_w |w| · ∂R/∂w`` (:func:`synflow_per_weight`); ``-inf`` when no path reaches the output."""
+    """``log Σ_w |w| · ∂R/∂w`` (:func:`synflow_per_weight`); ``log`` of the smallest positive float64 (−708)
+    when no path reaches the output."""
     total = sum(float(np.sum(leaf)) for leaf in jax.tree.leaves(synflow_per_weight(params, ops, config)))
-    return float(np.log(total)) if total > 0 else float("-inf")
+    return float(np.log(max(total, np.finfo(np.float64).tiny)))
 
 
 def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, float]:

@@ -105,7 +105,8 @@ class Score:
     def value(self) -> float:
         """The primary score (``settings["primary"]``, by default :data:`DEFAULT_SCORE`)."""
         name = self.settings.get("primary", DEFAULT_SCORE)
-        if name not in self.metrics and name.startswith(composite.AGGREGATE_PREFIX):
+        robust = self.settings.get("kernels") in ("robust", "all", None)
+        if name not in self.metrics and name.startswith(composite.AGGREGATE_PREFIX) and robust:
             raise KeyError(f"the primary score {name!r} is a rank aggregate: a cell's rank among other cells, and no "
                            "reference sample of NB201 cells (ntkscore.reference) exists for these settings; rank a "
                            "population with ntkscore.rank and composite.aggregate_scores, or pick a per-cell score, "
@@ -325,8 +326,11 @@ def score_model(apply_fn: Callable[[Any, jax.Array], jax.Array], params, x, y, *
     """Score any JAX model ``apply_fn(params, x) -> logits`` on inputs ``x`` in [0, 1] with integer labels ``y``.
 
     Each sample is evaluated alone, ``apply_fn(params, x[None])`` (batch-dependent layers see a batch of one).
-    ``settings`` are :class:`ScoreSettings` fields (network-shape fields are ignored).
+    ``settings`` are :class:`ScoreSettings` fields (network-shape fields are ignored). The zero-cost terms and the
+    reference samples are made for NB201 cells, so the primary score here is the per-cell NTK score
+    ``composite.robust_bound/trace+params`` unless ``primary`` is given.
     """
+    settings = {"primary": composite.PREFIX + composite.NTK_SCORE, "proxies": False, **settings}
     s = replace(ScoreSettings(), **settings)
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y, jnp.int32)

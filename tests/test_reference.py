@@ -78,7 +78,6 @@ def test_scorer_ranks_a_cell_within_a_reference(tmp_path):
     name = composite.AGGREGATE_PREFIX + "rank(ntk,pattern,jacobian,paths)"
     expected = sum(np.log(reference.quantile(ref["terms"][t], float(composite.TERMS[t](s.metrics)))) for t in TERMS)
     assert s.metrics[name] == pytest.approx(expected)
-    if DEFAULT_SCORE.startswith(composite.AGGREGATE_PREFIX):
-        assert s.value == s.metrics[DEFAULT_SCORE]
-        with pytest.raises(KeyError, match="no reference sample"):
-            plain(cells[2]).value
+    assert s.value == s.metrics[DEFAULT_SCORE]
+    with pytest.raises(KeyError, match="no reference sample"):
+        plain(cells[2]).value

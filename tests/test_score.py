@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY_SETTINGS
-from ntkscore import ntk
-from ntkscore.score import DEFAULT_SCORE, Score, Scorer, ScoreSettings, score, score_model
+from dataclasses import replace
+
+from ntkscore import composite, ntk
+from ntkscore.score import Score, Scorer, ScoreSettings, score, score_model
 
 MIXED = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 DEAD = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -27,7 +29,10 @@ def test_scores_are_finite_deterministic_and_one_program(scorer):
     assert ntk.ntk_pairs._cache_size() - before <= 1 and ntk.ntk_pairs._cache_size() == after_first
     assert a.metrics == b.metrics
     assert all(np.isfinite(v) for v in a.metrics.values())
-    assert a.value == a.metrics[DEFAULT_SCORE]
+    with pytest.raises(KeyError, match="no reference sample"):  # the default is a rank within a reference sample
+        a.value
+    ntk_score = composite.PREFIX + composite.NTK_SCORE
+    assert replace(a, settings={**a.settings, "primary": ntk_score}).value == a.metrics[ntk_score]
     assert a.metrics["composite.paper"] == a.metrics["K_rob_all@1.lambda_min"] > 0
     assert {"K.lambda_min", "K_rob.bound", "K_all@0.5.condition", "K_rob_all@0.trace", "params", "flops",
             "composite.paper", "composite.robust_bound+params"} <= set(a.metrics)
@@ -75,7 +80,7 @@ def test_clean_only_and_fgsm_settings():
     with pytest.raises(KeyError, match="needs? kernels='robust' or 'all'|robust scores need"):
         clean.value
     fgsm = score(MIXED, **TINY_SETTINGS, attack="fgsm")
-    assert np.isfinite(fgsm.value)
+    assert np.isfinite(fgsm[composite.PREFIX + composite.NTK_SCORE])
 
 
 def test_score_model_on_any_jax_model():
