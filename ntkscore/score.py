@@ -9,7 +9,10 @@ attack noise (so every cell of a ranking sees the same weights of the shared sup
    with the layerwise engine (:mod:`ntkscore.pipeline`, ``engine="layerwise"``; many cells per device step with
    ``arch_batch > 1``), else the per-sample Jacobian one (:func:`ntkscore.ntk.ntk_pairs`, ``engine="jacobian"``;
    also for ``output="full"`` and for any other model);
-4. ``K_all(β)``, ``K̃_all(β)`` for each ``β`` and :func:`ntkscore.theory.spectral_scores` of every symmetric kernel.
+4. ``K_all(β)``, ``K̃_all(β)`` for each ``β`` and :func:`ntkscore.theory.spectral_scores` of every symmetric kernel;
+5. the zero-cost terms ``zc.*`` (:mod:`ntkscore.proxies`) on a batch of their own, the candidates ``composite.*``
+   (:mod:`ntkscore.composite`) and, against a stored reference sample, the rank aggregates ``aggregate.*``
+   (:mod:`ntkscore.reference`) — the default score :data:`DEFAULT_SCORE` among them.
 
 Metric names are ``"<kernel>.<quantity>"``, e.g. ``"K.lambda_min"``, ``"K_rob.bound"``, ``"K_rob_all@0.5.condition"``
 (``K_rob`` = K̃_ε, ``K_rob2`` = K̃_2ε, ``K_all@β`` = K_all(β), ``K_rob_all@β`` = K̃_all(β)).
