@@ -99,15 +99,17 @@ def shown(path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def proxy_compute(runs: Path) -> str:
-    """The zero-cost runs' settings and cost, for the report's compute line."""
-    path = runs / "proxies_seed0.csv"
+def proxy_compute(path: Path) -> str:
+    """The zero-cost run's settings and cost, for the report's compute line."""
     if not path.exists():
         return ""
     zc = pd.read_csv(path)
     seconds = pd.to_numeric(zc["seconds"], errors="coerce")
-    return (f" Zero-cost terms ({shown(path)}, `{' '.join(PROXY_SETTINGS)}`, 64 images): "
-            f"{seconds.median():.3f} s per cell (median), {seconds.sum() / 60:.1f} min in all per seed.")
+    shape = {c.removeprefix("setting."): zc[c].iloc[0] for c in ("setting.channels", "setting.cells_per_stage",
+                                                                   "setting.input_size")}
+    return (f" Zero-cost terms ({shown(path)}, C{shape['channels']} N{shape['cells_per_stage']}, input size "
+            f"{shape['input_size'] if shape['input_size'] == shape['input_size'] else 32}, 64 images): "
+            f"{seconds.median():.3f} s per cell (median), {seconds.sum() / 60:.1f} min in all.")
 
 
 def benchmark_join(scores: pd.DataFrame, root: Path, proxies: bool = False):
@@ -214,8 +216,12 @@ def main(argv=None) -> int:
     p.add_argument("--stability", help="a second score file (another seed) for seed-to-seed τ (default RUNS/seed1.csv)")
     p.add_argument("--real", help="score file at the real shape (C16 N5) for a transfer check")
     p.add_argument("--real-proxies", help="the zero-cost terms of the --real cells at the real shape")
+    p.add_argument("--proxies", help="the zero-cost terms of the whole space (default RUNS/proxies_seed0.csv; another "
+                   "file, e.g. scored at the real shape, also turns off the seed comparison unless --stability)")
     p.add_argument("--variants", nargs="+", default=[], metavar="LABEL=CSV",
                    help="score files of the same cells under other settings (seed, B, ε, BN mode) for the factor table")
+    p.add_argument("--keep-default", action="store_true",
+                   help="report the library's default (composite.DEFAULT) instead of choosing again on dev")
     p.add_argument("--data", default=None)
     p.add_argument("--dev-fraction", type=float, default=0.2)
     p.add_argument("--split-seed", type=int, default=0)
@@ -237,10 +243,12 @@ def main(argv=None) -> int:
                 return rc
     found = {k: p for k in ("seed0", *VARIANTS) for p in (runs / f"{k}.csv", runs / f"{k}.csv.gz") if p.exists()}
     args.scores = args.scores or str(found.get("seed0", runs / "seed0.csv"))
-    args.stability = args.stability or (str(found["seed1"]) if "seed1" in found else None)
+    if not args.proxies:  # seed 1 has the cheap zero-cost terms: compare seeds only with the default ones
+        args.stability = args.stability or (str(found["seed1"]) if "seed1" in found else None)
     args.variants = args.variants or [f"{k}={found[k]}" for k in VARIANTS if k in found]
     root = data_dir(args.data)
-    scores = with_candidates(with_proxies(pd.read_csv(args.scores), runs / "proxies_seed0.csv"))
+    proxies = Path(args.proxies) if args.proxies else runs / "proxies_seed0.csv"
+    scores = with_candidates(with_proxies(pd.read_csv(args.scores), proxies))
     joined, baselines = benchmark_join(scores, root, proxies=True)
     n_unique = len(scores)
     joined = joined.dropna(subset=baselines + list(TARGETS))
@@ -249,6 +257,8 @@ def main(argv=None) -> int:
     dev = split(canonical_keys(joined["arch"]), args.dev_fraction, args.split_seed)
     choice = pd.DataFrame([{"candidate": c, "dev_tau_pgd8": tau(joined[dev], c, SELECT_ON)} for c in candidates])
     chosen = choice.sort_values("dev_tau_pgd8", ascending=False).iloc[0]["candidate"]
+    if args.keep_default:  # a measurement under other settings: the library's default, not a new choice
+        chosen = composite.DEFAULT
     paper = composite.PREFIX + "paper"
     groups = [c for c in joined.columns if "/" in c and c.endswith((".trace_share", ".lambda_min"))]
     native = [c for c in joined.columns if c.startswith("zc.")] + \
@@ -269,7 +279,7 @@ def main(argv=None) -> int:
              "", f"Scored with: {', '.join(f'{k}={v}' for k, v in settings.items() if k not in ('primary',))}.",
              f"Compute: {seconds.median():.2f} s per cell (median), {seconds.sum() / 3600:.2f} h in all "
              f"(`seconds` column of {shown(args.scores)}; device: "
-             f"{scores['device'].iloc[0] if 'device' in scores else 'see the run notes'})." + proxy_compute(runs), "",
+             f"{scores['device'].iloc[0] if 'device' in scores else 'see the run notes'})." + proxy_compute(proxies), "",
              f"{len(joined)} cells have every benchmark metric, #params, FLOPs and the published proxies; the "
              f"development split holds {int(dev.sum())} of them (seed {args.split_seed}), the test split "
              f"{int((~dev).sum())}.", "", "## Choice among the candidates (development split only)", "",
