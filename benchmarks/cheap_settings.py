@@ -118,6 +118,21 @@ def summarise(runs: Path, real: pd.DataFrame, target: pd.Series, study: Study) -
     return pd.DataFrame(rows)
 
 
+PUBLISHED = {"zc.naswot": "nwot", "zc.jacov": "jacov", "zc.synflow": "synflow"}
+
+
+def published_agreement(real_table: pd.DataFrame, root: Path) -> list[str]:
+    """Kendall τ between our real-shape zero-cost terms and the published (PyTorch) values of the same proxies."""
+    published = pd.read_csv(root / "zero_cost" / "nb201_cifar10_proxies.csv")
+    published = published.assign(_key=canonical_keys(published["arch_str"])).drop_duplicates("_key").set_index("_key")
+    ours = real_table.assign(_key=canonical_keys(real_table["arch"])).drop_duplicates("_key").set_index("_key")
+    common = ours.index.intersection(published.index)
+    taus = ", ".join(f"{q.removeprefix('zc.')} {kendall(ours.loc[common, q], published.loc[common, p]):.3f}"
+                     for q, p in PUBLISHED.items())
+    return [f"Agreement of our real-shape terms with the published values of the same proxies "
+            f"(`../shared/data/zero_cost`, PyTorch), Kendall τ over {len(common)} cells: {taus}.", ""]
+
+
 def choose(summary: pd.DataFrame, budget_hours: float = BUDGET_HOURS) -> str | None:
     """The setting with the highest mean transfer τ whose whole-space cost fits ``budget_hours``."""
     cost = summary.groupby("setting").s_per_cell.first() * UNIQUE_CELLS / 3600
@@ -181,6 +196,7 @@ def main(argv=None) -> int:
               f"among settings that score the whole space in ≤ {study.budget_hours:g} h on this CPU → "
               f"**{chosen or 'none affordable'}**.", "",
               "| setting | quantity | transfer τ | seed τ | PGD-8 τ (cheap) | PGD-8 τ (real) |", "|---|---|---|---|---|---|"]
+    lines[-2:-2] = published_agreement(real_table, root) if args.study == "proxies" else []
     for r in summary.itertuples():
         seed = getattr(r, "seed_tau", np.nan)
         lines.append(f"| {r.setting} | {r.quantity} | {r.transfer_tau:.3f} | "
