@@ -1,15 +1,21 @@
 """Recorded study (issue #6): which NTK quantity tracks NAS-RobBench-201 robustness, and the default score chosen
 on a development split of the whole NB201 space.
 
-    python benchmarks/robust_score.py --run      # score (resumable), then write the report; ~75 min on 2 CPU cores
+    python benchmarks/robust_score.py --run      # score (resumable), then write the report; ~2 h on 2 CPU cores
     python benchmarks/robust_score.py            # the report only, from the score files already in runs/space/
-    python benchmarks/robust_score.py --real benchmarks/results/scores_300.csv.gz
-                                                 # the recorded report (+ the committed real-shape 300-cell table)
+    python benchmarks/robust_score.py --real benchmarks/results/scores_300.csv.gz \
+        --real-proxies benchmarks/results/proxies_real.csv.gz
+                                                 # the recorded report (+ the committed real-shape tables)
+    python benchmarks/robust_score.py --keep-default --proxies runs/space_real/proxies_seed0.csv \
+        --out benchmarks/results/robust_score_real_proxies.md
+                                                 # the default with its zero-cost terms at the real shape, on the
+                                                 # cells that file has (`ntkscore rank --all --kernels none`)
 
 ``--run`` first scores, with ``ntkscore rank`` at the cheap settings :data:`CHEAP` (C = 8, N = 1, 16×16 images,
 B = 20, PGD-7 at ε = 8/255, all five kernels), all 6466 unique cells (``runs/space/seed0.csv``), then all of them
 again with another seed (``seed1.csv``), and a seeded 10% sample under each other variant of :data:`VARIANTS`
-(B = 10, ε = 4/255, BN in eval mode),
+(B = 10, ε = 4/255, BN in eval mode), and the zero-cost terms (:data:`PROXY_SETTINGS`) of every cell with seeds 0
+and 1 (``proxies_seed0.csv``, ``proxies_seed1.csv``),
 for the stability and factor tables. ``--real`` adds a transfer check against a file scored at the real shape.
 
 Protocol. The candidates are the handful of fixed formulas in :data:`ntkscore.composite.CANDIDATES` and the rank
@@ -248,13 +254,21 @@ def main(argv=None) -> int:
     args.variants = args.variants or [f"{k}={found[k]}" for k in VARIANTS if k in found]
     root = data_dir(args.data)
     proxies = Path(args.proxies) if args.proxies else runs / "proxies_seed0.csv"
-    scores = with_candidates(with_proxies(pd.read_csv(args.scores), proxies))
+    table = pd.read_csv(args.scores)
+    full, baselines = benchmark_join(table, root, proxies=True)
+    full_keys = canonical_keys(full.dropna(subset=baselines + list(TARGETS))["arch"])
+    dev_keys = {k for k, d in zip(full_keys, split(full_keys, args.dev_fraction, args.split_seed)) if d}
+    paired = None
+    if args.proxies:  # only the cells that file has scored (a run may be partial); the same cells, cheap terms
+        table = table[table["arch"].isin(set(pd.read_csv(proxies)["arch"]))].reset_index(drop=True)
+        paired = with_candidates(with_proxies(table, runs / "proxies_seed0.csv"))
+    scores = with_candidates(with_proxies(table, proxies))
     joined, baselines = benchmark_join(scores, root, proxies=True)
     n_unique = len(scores)
     joined = joined.dropna(subset=baselines + list(TARGETS))
     candidates = [c for c in candidate_names() if c in joined]  # round 3 needs K_rob/cells.*: not in older tables
     theory = [f"{k}.{q}" for q in QUANTITIES for k in KERNELS if f"{k}.{q}" in joined]
-    dev = split(canonical_keys(joined["arch"]), args.dev_fraction, args.split_seed)
+    dev = np.array([k in dev_keys for k in canonical_keys(joined["arch"])])  # the split of all cells, always
     choice = pd.DataFrame([{"candidate": c, "dev_tau_pgd8": tau(joined[dev], c, SELECT_ON)} for c in candidates])
     chosen = choice.sort_values("dev_tau_pgd8", ascending=False).iloc[0]["candidate"]
     if args.keep_default:  # a measurement under other settings: the library's default, not a new choice
@@ -313,6 +327,12 @@ def main(argv=None) -> int:
     lines += ["Against the best published zero-cost proxy on each metric (test split): " + "; ".join(
         f"{TARGETS[m]} {default_tau[m]:.3f} vs {best[m].score} {best[m].kendall_tau:.3f} "
         f"({'beats' if default_tau[m] > best[m].kendall_tau else 'does not beat'})" for m in TARGETS) + ".", ""]
+    if paired is not None:
+        cheap = benchmark_join(paired, root, proxies=True)[0].dropna(subset=baselines + list(TARGETS))
+        cheap = cheap[~np.array([k in dev_keys for k in canonical_keys(cheap["arch"])])]
+        lines += [f"The same {len(cheap)} test cells with the cheap zero-cost terms ({shown(runs / 'proxies_seed0.csv')}, "
+                  "aggregates ranked within the same cells): " + "; ".join(
+                      f"{TARGETS[m]} {tau(cheap, chosen, m):.3f}" for m in TARGETS) + ".", ""]
     lines += table_text(test, list(by_pgd.index))
     all_cells = results["all"]
     order = all_cells[all_cells.metric == SELECT_ON].sort_values("kendall_tau", ascending=False).score
