@@ -89,13 +89,15 @@ ROUND_FOUR_TERMS = ("ntk", "pattern", "jacobian", "paths")
 
 def round_of(candidate: str) -> int:
     """1 and 2 as above; 3: the cell-kernel candidates; 4 (session 5): aggregates of the NTK score with the
-    zero-cost factors of :mod:`ntkscore.proxies`."""
+    zero-cost factors of :mod:`ntkscore.proxies`; 5 (session 6): those with the feature-correlation term."""
     name = candidate.removeprefix(composite.PREFIX).removeprefix(composite.AGGREGATE_PREFIX)
     if name in ROUND_ONE:
         return 1
     if name.startswith("cells_"):
         return 3
     terms = composite.AGGREGATES.get(name, ())
+    if "correlation" in terms:
+        return 5
     return 4 if any(t in ROUND_FOUR_TERMS for t in terms) else 2
 
 
@@ -302,7 +304,9 @@ def main(argv=None) -> int:
              "see the README). Round 3: cell-kernel candidates (session 4, judged on fresh real-shape cells). "
              "Round 4 (session 5): rank aggregates of the NTK score with the zero-cost factors of "
              "`ntkscore.proxies`, fixed after a look at the *development* split only (published proxies' "
-             "aggregates there); the test split was not looked at before the choice below.", "",
+             "aggregates there). Round 5 (session 6): the same aggregates with the feature-correlation term "
+             "`zc.meco`, fixed after a look at 500 *development* cells. The test split was not looked at before "
+             "the choice below.", "",
              "| candidate | round | τ vs PGD-8 on dev |", "|---|---|---|"]
     lines += [f"| {r.candidate}{' **(chosen)**' if r.candidate == chosen else ''} | {round_of(r.candidate)} | "
               f"{r.dev_tau_pgd8:.3f} |" for r in choice.itertuples()]

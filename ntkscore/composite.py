@@ -41,12 +41,18 @@ The rank aggregates (:data:`AGGREGATES`, :func:`aggregate_scores`) need a popula
 term's units or spread matter. The terms (:data:`TERMS`) are the theory quantities above.
 
 Round 4 (session 5, fixed after a look at the development split only): the NTK score ``ntk`` =
-``robust_bound/trace+params`` aggregated with the three zero-cost factors of the NTK that :mod:`ntkscore.proxies`
+``robust_bound/trace+params`` aggregated with three zero-cost factors of the NTK that :mod:`ntkscore.proxies`
 computes — ``pattern`` (log-det of the activation-pattern kernel, the empirical ``Σ̇`` of the NTK recursion; NASWOT),
 ``jacobian`` (decorrelation of the input Jacobians, which carry an input perturbation to the output; jacob_cov) and
 ``paths`` (log path norm; synflow): ``rank(ntk,pattern)``, ``rank(ntk,pattern,jacobian)``,
 ``rank(ntk,pattern,paths)`` and ``rank(ntk,pattern,jacobian,paths)``. ``rank(pattern,jacobian,paths)`` is an
 ablation (:data:`ABLATIONS`: what the NTK term adds), never a candidate.
+
+Round 5 (session 6, fixed after a look at 500 development cells only): the same aggregates with a fourth factor,
+``correlation`` (``zc.meco``, :mod:`ntkscore.proxies`: ``Σ_l C_l · mean_i λ_min`` of each ReLU layer's channel
+correlation — the NTK theory's λ_min argument applied to the features of every layer):
+``rank(ntk,correlation)``, ``rank(ntk,pattern,correlation)``, ``rank(ntk,jacobian,correlation)`` and
+``rank(ntk,pattern,jacobian,correlation)``; the same without ``ntk`` are ablations.
 
 Which candidate is the default (:data:`DEFAULT`) was chosen on a fixed development split of the NB201 space and is
 reported on the rest (``benchmarks/robust_score.py``, ``benchmarks/results/robust_score.md``). A rank aggregate is
@@ -107,11 +113,12 @@ TERMS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "pattern": lambda m: np.asarray(m["zc.naswot"], np.float64),
     "jacobian": lambda m: np.asarray(m["zc.jacov"], np.float64),
     "paths": lambda m: np.asarray(m["zc.synflow"], np.float64),
+    "correlation": lambda m: np.asarray(m["zc.meco"], np.float64),
 }
 """Oriented terms (larger = better) of the rank aggregates: ``λ_min(K̃_ε)``, ``−bound(K̃_ε)``, ``−κ(K̃_ε)``,
-``#params``; and (round 4) the NTK score ``robust_bound/trace+params`` with the three factors of the NTK that
+``#params``; and (round 4) the NTK score ``robust_bound/trace+params`` with three factors of the NTK that
 :mod:`ntkscore.proxies` computes: the activation-pattern kernel's log-determinant (NASWOT), the input-Jacobian
-decorrelation (jacov) and the path norm (log synflow)."""
+decorrelation (jacov) and the path norm (log synflow); (round 5) the layers' feature-correlation λ_min (MeCo)."""
 AGGREGATES: dict[str, tuple[str, ...]] = {
     "rank(trainability,complexity)": ("trainability", "complexity"),
     "rank(trainability,generalisation,complexity)": ("trainability", "generalisation", "complexity"),
@@ -122,8 +129,16 @@ AGGREGATES: dict[str, tuple[str, ...]] = {
     "rank(ntk,pattern,paths)": ("ntk", "pattern", "paths"),
     "rank(ntk,pattern,jacobian,paths)": ("ntk", "pattern", "jacobian", "paths"),
     "rank(pattern,jacobian,paths)": ("pattern", "jacobian", "paths"),
+    "rank(ntk,correlation)": ("ntk", "correlation"),
+    "rank(ntk,pattern,correlation)": ("ntk", "pattern", "correlation"),
+    "rank(ntk,jacobian,correlation)": ("ntk", "jacobian", "correlation"),
+    "rank(ntk,pattern,jacobian,correlation)": ("ntk", "pattern", "jacobian", "correlation"),
+    "rank(pattern,correlation)": ("pattern", "correlation"),
+    "rank(jacobian,correlation)": ("jacobian", "correlation"),
+    "rank(pattern,jacobian,correlation)": ("pattern", "jacobian", "correlation"),
 }
-ABLATIONS = ("rank(pattern,jacobian,paths)",)
+ABLATIONS = ("rank(pattern,jacobian,paths)", "rank(pattern,correlation)", "rank(jacobian,correlation)",
+             "rank(pattern,jacobian,correlation)")
 """Aggregates reported to show what a term adds (here: the NTK term), never candidates for the default."""
 
 

@@ -1,4 +1,4 @@
-"""Three published zero-cost proxies of an NB201 cell, natively in JAX: the terms the NTK score is aggregated with.
+"""Four published zero-cost proxies of an NB201 cell, natively in JAX: the terms the NTK score is aggregated with.
 
 Each is a factor of, or a close relative of, the NTK at initialisation (the module's reason to exist here):
 
@@ -27,6 +27,17 @@ Each is a factor of, or a close relative of, the NTK at initialisation (the modu
   which is ``Σ_paths (#weights on the path) · Π_{w ∈ path} |w|`` — a path-norm capacity measure (path norms bound
   the generalisation gap; Neyshabur et al. 2015), and reported as ``log synflow``.
 
+* **Feature-correlation minimum eigenvalue** (MeCo, Jiang et al. 2023). For the input ``h_l(x) ∈ R^{P×C_l}`` of
+  ReLU layer ``l`` (``P`` positions, ``C_l`` channels), ``P_l(x)`` the ``C_l × C_l`` Pearson correlation of its
+  channels across the positions (a constant channel correlates 0 with every channel, itself included)::
+
+      meco = Σ_l C_l · mean_i λ_min(P_l(x_i))
+
+  the λ_min argument of the NTK theory (a kernel's smallest eigenvalue bounds how fast gradient descent fits,
+  Du et al. 2019; the paper's ``λ_min(K̃)``) applied to each layer's feature Gram: channels that are not linear
+  combinations of each other. Published MeCo uses one image and every module's output; ours averages over the
+  batch and weights each ReLU layer by its width (``C_l λ_min ∈ [0, C_l]``).
+
 Conventions where ours differ from the published tables (``../shared/data/zero_cost``, computed with PyTorch):
 BN statistics of the batch are held constant when differentiating (our NTK's convention, so each sample's
 Jacobian is its own), and the input gradient is taken w.r.t. the ``[0, 1]`` image, before normalisation.
@@ -45,50 +56,74 @@ from . import network, theory
 JACOV_K = 1e-5
 
 
+def channel_correlation_min_eigenvalue(features: jax.Array) -> jax.Array:
+    """``λ_min(P(x_i))`` per image of ``features`` ``(n, H, W, C)``: ``P`` the ``C × C`` Pearson correlation of the
+    channels across the ``H·W`` positions; a constant channel gets a zero row and column (MeCo's NaN → 0)."""
+    def one(f):
+        f = f.reshape(-1, f.shape[-1])
+        f = f - f.mean(0)
+        norm = jnp.sqrt(jnp.sum(f * f, 0))
+        z = f / jnp.where(norm > 0, norm, 1.0)
+        return jnp.linalg.eigvalsh(z.T @ z)[0]
+
+    return jax.vmap(one)(features)
+
+
+def _relu_input_statistics(pre: jax.Array) -> dict[str, jax.Array]:
+    """One ReLU layer's share of :func:`relu_input_statistics` from its input ``pre`` ``(n, H, W, C)``."""
+    c = (pre > 0).reshape(pre.shape[0], -1).astype(jnp.float32)
+    return {"pattern_kernel": c @ c.T + (1 - c) @ (1 - c).T,
+            "correlation": pre.shape[-1] * jnp.mean(channel_correlation_min_eigenvalue(pre))}
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _pattern_layer(fn, p, x, stats, gram):
-    """``fn(p, x, stats)[0]``; its VJP returns the layer's activation-pattern Gram for ``gram`` (not a gradient)."""
+def _statistics_layer(fn, p, x, stats, acc):
+    """``fn(p, x, stats)[0]``; its VJP returns the layer's ReLU-input statistics for ``acc`` (not a gradient)."""
     return fn(p, x, stats, conv=network._lax_conv)[0]
 
 
-def _pattern_layer_fwd(fn, p, x, stats, gram):
-    return _pattern_layer(fn, p, x, stats, gram), (p, x, stats, gram)
+def _statistics_layer_fwd(fn, p, x, stats, acc):
+    return _statistics_layer(fn, p, x, stats, acc), (p, x, stats, acc)
 
 
-def _pattern_layer_bwd(fn, residuals, g):
-    p, x, stats, gram = residuals
+def _statistics_layer_bwd(fn, residuals, g):
+    p, x, stats, acc = residuals
     pre = network.relu_input(fn, p, x, stats)
-    contribution = jnp.zeros_like(gram)
-    if pre is not None:
-        c = (pre > 0).reshape(pre.shape[0], -1).astype(gram.dtype)
-        contribution = c @ c.T + (1 - c) @ (1 - c).T
-    # the cotangents themselves are not needed: zeros keep every earlier layer's backward pass (and its Gram) alive
+    contribution = jax.tree.map(jnp.zeros_like, acc) if pre is None else _relu_input_statistics(pre)
+    # the cotangents themselves are not needed: zeros keep every earlier layer's backward pass (and its share) alive
     return (jax.tree.map(jnp.zeros_like, p), jnp.zeros_like(x), jax.tree.map(jnp.zeros_like, stats), contribution)
 
 
-_pattern_layer.defvjp(_pattern_layer_fwd, _pattern_layer_bwd)
+_statistics_layer.defvjp(_statistics_layer_fwd, _statistics_layer_bwd)
 
 
-def _pattern_hook(gram):
+def _statistics_hook(acc):
     def layer(fn, p, h, s):
-        y = _pattern_layer(fn, p, h, s, gram)
+        y = _statistics_layer(fn, p, h, s, acc)
         return y, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, s)[1])
 
     return layer
 
 
 @partial(jax.jit, static_argnames="config")
-def activation_pattern_kernel(params, ops, x: jax.Array, config: network.NetworkConfig) -> jax.Array:
-    """``K_H`` ``(n, n)`` of the cell ``ops`` on images ``x``: summed over every ReLU whose layer the cell uses
-    (edge ops ``nor_conv_*``, the residual blocks, the head's final ReLU), in one forward and one backward pass
-    (the backward pass only collects each layer's Gram; BN uses the batch's own statistics, as in the forward)."""
+def relu_input_statistics(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, jax.Array]:
+    """Summed over every ReLU whose layer the cell ``ops`` uses (edge ops ``nor_conv_*``, the residual blocks, the
+    head's final ReLU) on images ``x``: ``"pattern_kernel"``, ``K_H`` ``(n, n)``, and ``"correlation"``,
+    ``Σ_l C_l · mean_i λ_min(P_l(x_i))`` (the module docstring). One forward and one backward pass: the backward
+    pass only collects each layer's share; BN uses the batch's own statistics, as in the forward."""
     n = x.shape[0]
 
-    def logits_of(gram):
-        return network._forward(params, ops, x, config, None, layer=_pattern_hook(gram))[0]
+    def logits_of(acc):
+        return network._forward(params, ops, x, config, None, layer=_statistics_hook(acc))[0]
 
-    logits, vjp = jax.vjp(logits_of, jnp.zeros((n, n), jnp.float32))
+    logits, vjp = jax.vjp(logits_of, {"pattern_kernel": jnp.zeros((n, n), jnp.float32),
+                                      "correlation": jnp.zeros((), jnp.float32)})
     return vjp(jnp.ones_like(logits))[0]
+
+
+def activation_pattern_kernel(params, ops, x: jax.Array, config: network.NetworkConfig) -> jax.Array:
+    """``K_H`` ``(n, n)`` of the cell ``ops`` on images ``x`` (:func:`relu_input_statistics`)."""
+    return relu_input_statistics(params, ops, x, config)["pattern_kernel"]
 
 
 def naswot(kernel) -> float:
@@ -153,8 +188,10 @@ def synflow(params, ops, config: network.NetworkConfig) -> float:
 
 
 def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, float]:
-    """``{"zc.naswot", "zc.jacov", "zc.synflow"}`` of one cell on the batch ``x`` (larger = better)."""
+    """``{"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco"}`` of one cell on the batch ``x`` (larger = better)."""
     ops = jnp.asarray(ops, jnp.int32)
-    return {"zc.naswot": naswot(activation_pattern_kernel(params, ops, x, config)),
+    relu = relu_input_statistics(params, ops, x, config)
+    return {"zc.naswot": naswot(relu["pattern_kernel"]),
+            "zc.meco": float(relu["correlation"]),
             "zc.jacov": jacov(input_jacobians(params, ops, x, config)),
             "zc.synflow": synflow(params, ops, config)}

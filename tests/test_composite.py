@@ -67,10 +67,11 @@ def test_log_rank_sum_is_az_nas_aggregation():
 def test_aggregates_need_a_population_and_their_terms():
     table = pd.DataFrame({k: [v, v * 3, v / 7] for k, v in METRICS.items()})
     got = composite.aggregate_scores(table)
-    needs_zero_cost = {"pattern", "jacobian", "paths"}  # round 4's terms need the zc.* columns
+    needs_zero_cost = {"pattern", "jacobian", "paths", "correlation"}  # rounds 4 and 5 need the zc.* columns
     assert set(got) == {composite.AGGREGATE_PREFIX + n for n, terms in composite.AGGREGATES.items()
                         if not needs_zero_cost & set(terms)}
-    zero_cost = table.assign(**{"zc.naswot": [3.0, 1.0, 2.0], "zc.jacov": [1.0, 2.0, 3.0], "zc.synflow": [2.0, 2.0, 1.0]})
+    zero_cost = table.assign(**{"zc.naswot": [3.0, 1.0, 2.0], "zc.jacov": [1.0, 2.0, 3.0], "zc.synflow": [2.0, 2.0, 1.0],
+                                "zc.meco": [0.5, 4.0, 2.0]})
     assert set(composite.aggregate_scores(zero_cost)) == {composite.AGGREGATE_PREFIX + n for n in composite.AGGREGATES}
     best_on_both = composite.log_rank_sum([np.log(table["K_rob.lambda_min"]), np.log(table["params"])])
     assert np.allclose(got["aggregate.rank(trainability,complexity)"], best_on_both)

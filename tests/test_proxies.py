@@ -33,21 +33,38 @@ def relu_units(arch: Arch, c: int = 4, n: int = 1, side: int = 8) -> int:
     return stages + blocks + (side // 4) ** 2 * 4 * c
 
 
-def recorded_pattern_kernel(params, ops, x):
-    """Reference K_H: run the forward pass eagerly (each ``lax.switch`` runs its chosen branch in Python), record
-    every ReLU's input, and count pattern agreements with numpy."""
-    codes = []
+def recorded_relu_inputs(params, ops, x) -> list[np.ndarray]:
+    """Run the forward pass eagerly (each ``lax.switch`` runs its chosen branch in Python) and record every ReLU's
+    input, ``(n, H, W, C)`` each."""
+    inputs = []
 
     def record(fn, p, h, s):
         pre = network.relu_input(fn, p, h, s)
         if pre is not None:
-            codes.append(np.asarray(pre > 0, np.float64).reshape(h.shape[0], -1))
+            inputs.append(np.asarray(pre, np.float64))
         return fn(p, h, s)
 
     with jax.disable_jit():
         network.apply(params, jnp.asarray(ops, jnp.int32), x, TINY, layer=record)
-    c = np.concatenate(codes, axis=1)
+    return inputs
+
+
+def recorded_pattern_kernel(params, ops, x):
+    """Reference K_H: pattern agreements of the recorded ReLU inputs, counted with numpy."""
+    c = np.concatenate([(pre > 0).reshape(len(pre), -1) for pre in recorded_relu_inputs(params, ops, x)], axis=1)
+    c = c.astype(np.float64)
     return c @ c.T + (1 - c) @ (1 - c).T
+
+
+def recorded_correlation(params, ops, x) -> float:
+    """Reference MeCo term: ``Σ_l C_l · mean_i λ_min`` of numpy's channel correlation (NaN → 0, as MeCo does)."""
+    total = 0.0
+    for pre in recorded_relu_inputs(params, ops, x):
+        c = pre.shape[-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lows = [np.linalg.eigvalsh(np.nan_to_num(np.corrcoef(f.reshape(-1, c).T), nan=0.0))[0] for f in pre]
+        total += c * float(np.mean(lows))
+    return total
 
 
 @pytest.mark.parametrize("arch", CELLS)
@@ -57,6 +74,24 @@ def test_activation_pattern_kernel(setup, arch):
     k = np.asarray(proxies.activation_pattern_kernel(params, np.asarray(arch.ops), x, TINY))
     np.testing.assert_array_equal(np.diag(k), relu_units(arch))  # each image agrees with itself on every unit
     np.testing.assert_array_equal(k, recorded_pattern_kernel(params, arch.ops, x))
+
+
+@pytest.mark.parametrize("arch", CELLS + [ALL_NONE])
+def test_correlation_matches_recorded_relu_inputs(setup, arch):
+    params, x = setup
+    ops = np.asarray(Arch.from_string(arch).ops)
+    got = float(proxies.relu_input_statistics(params, ops, x, TINY)["correlation"])
+    assert got == pytest.approx(recorded_correlation(params, ops, x), rel=1e-4, abs=1e-4)
+
+
+def test_channel_correlation_min_eigenvalue_closed_forms():
+    walsh = hadamard(16)[1:4].T.astype(np.float32)  # 3 zero-mean orthogonal channels over 16 positions: P = I
+    r = 0.6  # channels a and r·a + sqrt(1 − r²)·b, a ⟂ b: P = [[1, r], [r, 1]], λ_min = 1 − r
+    mixed = np.stack([walsh[:, 0], r * walsh[:, 0] + np.sqrt(1 - r**2) * walsh[:, 1]], axis=1)
+    constant = np.concatenate([walsh, np.full((16, 1), 3.0, np.float32)], axis=1)  # a constant channel: row of 0
+    got = [float(proxies.channel_correlation_min_eigenvalue(jnp.asarray(f).reshape(1, 4, 4, -1))[0])
+           for f in (walsh, mixed, constant)]
+    np.testing.assert_allclose(got, [1.0, 1.0 - r, 0.0], atol=1e-5)
 
 
 def test_naswot_is_log_determinant():
@@ -116,7 +151,7 @@ def test_synflow_of_a_disconnected_cell(setup):
 def test_scorer_proxies_only():
     scorer = Scorer(ScoreSettings(**TINY_SETTINGS, kernels="none", proxy_batch_size=8))
     s = scorer(CELLS[0])
-    assert {"zc.naswot", "zc.jacov", "zc.synflow", "params"} <= set(s.metrics)
+    assert {"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco", "params"} <= set(s.metrics)
     assert not any(k.startswith("K") for k in s.metrics)
     full = Scorer(ScoreSettings(**TINY_SETTINGS, proxy_batch_size=8))(CELLS[0])  # same terms beside the kernels
     assert {k: v for k, v in full.metrics.items() if k.startswith("zc.")} == \

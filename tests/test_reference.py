@@ -5,7 +5,7 @@ from scipy.stats import rankdata
 
 from ntkscore import composite, reference
 
-TERMS = ("ntk", "pattern", "jacobian", "paths")
+TERMS = ("ntk", "pattern", "jacobian", "paths", "correlation")
 
 
 def table(n=40, seed=0):
@@ -13,7 +13,7 @@ def table(n=40, seed=0):
     return pd.DataFrame({"K_rob.bound": rng.uniform(0.1, 2, n), "K_rob.trace": rng.uniform(1, 100, n),
                          "params": rng.integers(10_000, 2_000_000, n).astype(float),
                          "zc.naswot": rng.normal(500, 20, n), "zc.jacov": rng.normal(-100, 10, n),
-                         "zc.synflow": rng.normal(50, 5, n)})
+                         "zc.synflow": rng.normal(50, 5, n), "zc.meco": rng.uniform(0, 20, n)})
 
 
 def test_quantile_is_the_mid_rank_of_one_more_member():
@@ -75,8 +75,10 @@ def test_scorer_ranks_a_cell_within_a_reference(tmp_path):
     ref = reference.build(rows, {**asdict(settings), "input_size": 8}, TERMS, "test")
     (tmp_path / "tiny.json").write_text(json.dumps(ref))
     s = Scorer(settings, references=tmp_path)(cells[2])
-    name = composite.AGGREGATE_PREFIX + "rank(ntk,pattern,jacobian,paths)"
-    expected = sum(np.log(reference.quantile(ref["terms"][t], float(composite.TERMS[t](s.metrics)))) for t in TERMS)
+    name = "rank(ntk,pattern,jacobian,correlation)"
+    expected = sum(np.log(reference.quantile(ref["terms"][t], float(composite.TERMS[t](s.metrics))))
+                   for t in composite.AGGREGATES[name])
+    name = composite.AGGREGATE_PREFIX + name
     assert s.metrics[name] == pytest.approx(expected)
     assert s.value == s.metrics[DEFAULT_SCORE]
     with pytest.raises(KeyError, match="no reference sample"):
