@@ -6,7 +6,10 @@
         # proxies_real.csv.gz (the zero-cost terms on 64 images, `ntkscore rank --archs … --kernels none`)
         #   → ntkscore/references/nb201_cifar10_default.json
     ntkscore rank --sample 300 --inputs random --channels 8 --cells 1 --batch-size 8 --out runs/quickstart.csv
-    python benchmarks/build_reference.py --tables runs/quickstart.csv --name nb201_random_quickstart
+    ntkscore rank --archs <its 300 cells> --inputs random --channels 8 --cells 1 --batch-size 8 --kernels none \
+        --out runs/quickstart_zc.csv     # (session 6) the zero-cost terms again, now with zc.meco
+    python benchmarks/build_reference.py --tables runs/quickstart.csv runs/quickstart_zc.csv \
+        --name nb201_random_quickstart
         # the README's quick-start settings (random inputs, no data files needed)
 
 The tables are joined on ``arch`` (the first table's cells); the settings stored are the ``setting.*`` columns of

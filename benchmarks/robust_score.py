@@ -7,7 +7,7 @@ on a development split of the whole NB201 space.
         --real-proxies benchmarks/results/proxies_real.csv.gz
                                                  # the recorded report (+ the committed real-shape tables)
     python benchmarks/robust_score.py --keep-default --proxies runs/space_real/proxies_seed0.csv \
-        --out benchmarks/results/robust_score_real_proxies.md
+        --out runs/robust_score_real_proxies.md
                                                  # the default with its zero-cost terms at the real shape, on the
                                                  # cells that file has (`ntkscore rank --all --kernels none`)
 
@@ -15,7 +15,8 @@ on a development split of the whole NB201 space.
 B = 20, PGD-7 at ε = 8/255, all five kernels), all 6466 unique cells (``runs/space/seed0.csv``), then all of them
 again with another seed (``seed1.csv``), and a seeded 10% sample under each other variant of :data:`VARIANTS`
 (B = 10, ε = 4/255, BN in eval mode), and the zero-cost terms (:data:`PROXY_SETTINGS`) of every cell with seeds 0
-and 1 (``proxies_seed0.csv``, ``proxies_seed1.csv``),
+and 1 (``proxies_seed0.csv``, ``proxies_seed1.csv``; files from before session 6 lack ``zc.meco``: move them away
+and rerun, as a run resumes past the cells a file already has),
 for the stability and factor tables. ``--real`` adds a transfer check against a file scored at the real shape.
 
 Protocol. The candidates are the handful of fixed formulas in :data:`ntkscore.composite.CANDIDATES` and the rank

@@ -40,7 +40,7 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kernels", choices=["clean", "robust", "all", "none"], default="all",
                    help="clean: K only; robust: + K̃_ε, K̄_ε; all (default): + K̃_2ε, K̄_2ε; none: the proxies only")
     g.add_argument("--no-proxies", dest="proxies", action="store_false",
-                   help="skip the zero-cost proxy terms (NASWOT, jacov, synflow; see ntkscore.proxies)")
+                   help="skip the zero-cost proxy terms (NASWOT, jacov, synflow, MeCo; see ntkscore.proxies)")
     g.add_argument("--proxy-batch-size", type=int, default=64, help="images in the proxies' batch (default 64)")
     g.add_argument("--beta", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="β values of the mixed kernels")
     g.add_argument("--attack", choices=["pgd", "fgsm"], default="pgd")

@@ -100,9 +100,10 @@ PREFIX = "composite."
 AGGREGATE_PREFIX = "aggregate."
 NTK_SCORE = "robust_bound/trace+params"
 """The best per-cell NTK candidate (session 4's default): the ``ntk`` term of the round-4 aggregates."""
-DEFAULT = AGGREGATE_PREFIX + "rank(ntk,pattern,jacobian)"
-"""The default score's metric name (``Score.value``): ``Σ_t log F_t`` over the NTK score, the activation-pattern
-term and the input-Jacobian term — chosen in session 5 on the development split (``benchmarks/robust_score.py``)."""
+DEFAULT = AGGREGATE_PREFIX + "rank(ntk,jacobian,correlation)"
+"""The default score's metric name (``Score.value``): ``Σ_t log F_t`` over the NTK score, the input-Jacobian term
+and the feature-correlation term — chosen in session 6 on the development split (``benchmarks/robust_score.py``;
+session 5's was ``rank(ntk,pattern,jacobian)``)."""
 
 TERMS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "trainability": lambda m: _log(m["K_rob.lambda_min"]),

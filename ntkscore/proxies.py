@@ -46,6 +46,7 @@ Jacobian is its own), and the input gradient is taken w.r.t. the ``[0, 1]`` imag
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -69,27 +70,29 @@ def channel_correlation_min_eigenvalue(features: jax.Array) -> jax.Array:
     return jax.vmap(one)(features)
 
 
-def _relu_input_statistics(pre: jax.Array) -> dict[str, jax.Array]:
-    """One ReLU layer's share of :func:`relu_input_statistics` from its input ``pre`` ``(n, H, W, C)``."""
+def layer_statistics(pre: jax.Array) -> dict[str, jax.Array]:
+    """One ReLU layer's share of :func:`relu_input_statistics` from its input ``pre`` ``(n, H, W, C)``: the pattern
+    agreements ``c cᵀ + (1 − c)(1 − c)ᵀ`` and ``C · mean_i λ_min(P(x_i))``."""
     c = (pre > 0).reshape(pre.shape[0], -1).astype(jnp.float32)
     return {"pattern_kernel": c @ c.T + (1 - c) @ (1 - c).T,
             "correlation": pre.shape[-1] * jnp.mean(channel_correlation_min_eigenvalue(pre))}
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _statistics_layer(fn, p, x, stats, acc):
-    """``fn(p, x, stats)[0]``; its VJP returns the layer's ReLU-input statistics for ``acc`` (not a gradient)."""
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _statistics_layer(statistics, fn, p, x, stats, acc):
+    """``fn(p, x, stats)[0]``; its VJP returns ``statistics`` of the layer's ReLU input for ``acc`` (not a
+    gradient)."""
     return fn(p, x, stats, conv=network._lax_conv)[0]
 
 
-def _statistics_layer_fwd(fn, p, x, stats, acc):
-    return _statistics_layer(fn, p, x, stats, acc), (p, x, stats, acc)
+def _statistics_layer_fwd(statistics, fn, p, x, stats, acc):
+    return _statistics_layer(statistics, fn, p, x, stats, acc), (p, x, stats, acc)
 
 
-def _statistics_layer_bwd(fn, residuals, g):
+def _statistics_layer_bwd(statistics, fn, residuals, g):
     p, x, stats, acc = residuals
     pre = network.relu_input(fn, p, x, stats)
-    contribution = jax.tree.map(jnp.zeros_like, acc) if pre is None else _relu_input_statistics(pre)
+    contribution = jax.tree.map(jnp.zeros_like, acc) if pre is None else statistics(pre)
     # the cotangents themselves are not needed: zeros keep every earlier layer's backward pass (and its share) alive
     return (jax.tree.map(jnp.zeros_like, p), jnp.zeros_like(x), jax.tree.map(jnp.zeros_like, stats), contribution)
 
@@ -97,27 +100,29 @@ def _statistics_layer_bwd(fn, residuals, g):
 _statistics_layer.defvjp(_statistics_layer_fwd, _statistics_layer_bwd)
 
 
-def _statistics_hook(acc):
+def _statistics_hook(statistics, acc):
     def layer(fn, p, h, s):
-        y = _statistics_layer(fn, p, h, s, acc)
+        y = _statistics_layer(statistics, fn, p, h, s, acc)
         return y, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, s)[1])
 
     return layer
 
 
-@partial(jax.jit, static_argnames="config")
-def relu_input_statistics(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, jax.Array]:
-    """Summed over every ReLU whose layer the cell ``ops`` uses (edge ops ``nor_conv_*``, the residual blocks, the
-    head's final ReLU) on images ``x``: ``"pattern_kernel"``, ``K_H`` ``(n, n)``, and ``"correlation"``,
-    ``Σ_l C_l · mean_i λ_min(P_l(x_i))`` (the module docstring). One forward and one backward pass: the backward
-    pass only collects each layer's share; BN uses the batch's own statistics, as in the forward."""
-    n = x.shape[0]
+@partial(jax.jit, static_argnames=("config", "statistics"))
+def relu_input_statistics(params, ops, x: jax.Array, config: network.NetworkConfig,
+                          statistics: Callable[[jax.Array], Any] = layer_statistics) -> Any:
+    """``Σ_l statistics(h_l)`` over the input ``h_l`` ``(n, H, W, C_l)`` of every ReLU whose layer the cell ``ops``
+    uses (edge ops ``nor_conv_*``, the residual blocks, the head's final ReLU) on images ``x``: by default
+    (:func:`layer_statistics`) ``"pattern_kernel"``, ``K_H`` ``(n, n)``, and ``"correlation"``,
+    ``Σ_l C_l · mean_i λ_min(P_l(x_i))``. ``statistics`` maps one layer's input to a pytree of fixed shapes (the
+    same for every layer). One forward and one backward pass: the backward pass only collects each layer's share;
+    BN uses the batch's own statistics, as in the forward."""
+    shapes = jax.eval_shape(statistics, jax.ShapeDtypeStruct((x.shape[0], 2, 2, 2), x.dtype))
 
     def logits_of(acc):
-        return network._forward(params, ops, x, config, None, layer=_statistics_hook(acc))[0]
+        return network._forward(params, ops, x, config, None, layer=_statistics_hook(statistics, acc))[0]
 
-    logits, vjp = jax.vjp(logits_of, {"pattern_kernel": jnp.zeros((n, n), jnp.float32),
-                                      "correlation": jnp.zeros((), jnp.float32)})
+    logits, vjp = jax.vjp(logits_of, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes))
     return vjp(jnp.ones_like(logits))[0]
 
 
