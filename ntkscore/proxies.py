@@ -70,11 +70,17 @@ def channel_correlation_min_eigenvalue(features: jax.Array) -> jax.Array:
     return jax.vmap(one)(features)
 
 
+def pattern_agreements(pre: jax.Array) -> jax.Array:
+    """One ReLU layer's share of ``K_H`` from its input ``pre`` ``(n, H, W, C)``: ``c cᵀ + (1 − c)(1 − c)ᵀ``,
+    ``c = 1[pre > 0]`` flattened per image."""
+    c = (pre > 0).reshape(pre.shape[0], -1).astype(jnp.float32)
+    return c @ c.T + (1 - c) @ (1 - c).T
+
+
 def layer_statistics(pre: jax.Array) -> dict[str, jax.Array]:
     """One ReLU layer's share of :func:`relu_input_statistics` from its input ``pre`` ``(n, H, W, C)``: the pattern
-    agreements ``c cᵀ + (1 − c)(1 − c)ᵀ`` and ``C · mean_i λ_min(P(x_i))``."""
-    c = (pre > 0).reshape(pre.shape[0], -1).astype(jnp.float32)
-    return {"pattern_kernel": c @ c.T + (1 - c) @ (1 - c).T,
+    agreements (:func:`pattern_agreements`) and ``C · mean_i λ_min(P(x_i))``."""
+    return {"pattern_kernel": pattern_agreements(pre),
             "correlation": pre.shape[-1] * jnp.mean(channel_correlation_min_eigenvalue(pre))}
 
 
@@ -127,8 +133,9 @@ def relu_input_statistics(params, ops, x: jax.Array, config: network.NetworkConf
 
 
 def activation_pattern_kernel(params, ops, x: jax.Array, config: network.NetworkConfig) -> jax.Array:
-    """``K_H`` ``(n, n)`` of the cell ``ops`` on images ``x`` (:func:`relu_input_statistics`)."""
-    return relu_input_statistics(params, ops, x, config)["pattern_kernel"]
+    """``K_H`` ``(n, n)`` of the cell ``ops`` on images ``x`` (:func:`relu_input_statistics` of
+    :func:`pattern_agreements` alone: no eigendecompositions)."""
+    return relu_input_statistics(params, ops, x, config, statistics=pattern_agreements)
 
 
 def naswot(kernel) -> float:
