@@ -2,6 +2,8 @@
 
     python benchmarks/speed.py                                   # the recorded grid (see --help), ~30 min on 2 cores
     python benchmarks/speed.py --engines layerwise --kernels clean --batch-sizes 32 --repeats 5
+    python benchmarks/speed.py --engines layerwise --kernels all --batch-sizes 16 --family on off \
+        --out benchmarks/results/speed_family.md                 # the NTK family's overhead
 
 Network C16 N5, 32×32 CIFAR-10 images, 10 classes; default settings otherwise (PGD-7, ε = 8/255). For every
 (engine, kernel set, batch size) a fresh subprocess builds a :class:`ntkscore.Scorer`, scores a light, a mixed and a
@@ -38,7 +40,7 @@ CELLS = {
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: int = 1) -> dict:
+def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: int = 1, family: bool = True) -> dict:
     """One configuration in this process; returns its measurements."""
     import jax
 
@@ -48,7 +50,8 @@ def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: 
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kw: compiles.append(duration) if event == COMPILE_EVENT else None)
     start = time.perf_counter()
-    scorer = Scorer(ScoreSettings(batch_size=batch_size, kernels=kernels, engine=engine), arch_batch=arch_batch)
+    scorer = Scorer(ScoreSettings(batch_size=batch_size, kernels=kernels, engine=engine, family=family),
+                    arch_batch=arch_batch)
     setup = time.perf_counter() - start
     first, median = {}, {}
     for name, arch in CELLS.items():
@@ -63,7 +66,7 @@ def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: 
             times.append((time.perf_counter() - t) / arch_batch)
         median[name] = statistics.median(times) if times else float("nan")
     return {"engine": engine, "kernels": kernels, "batch_size": batch_size, "arch_batch": arch_batch,
-            "repeats": repeats,
+            "family": family, "repeats": repeats,
             "setup_s": setup, "first_s": first, "median_s": median, "compile_s": sum(compiles),
             "compiles": len(compiles), "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend()}
@@ -92,11 +95,15 @@ def markdown(rows: list[dict], command: str) -> str:
            "configuration's own subprocess.", "",
            "*cells/step* > 1 is the architecture-batched program: per-cell time = step time ÷ cells/step. "
            "*6466 cells* projects 6466 × mean(light, mixed, heavy) per-cell time (rough).", "",
-           "| device | engine | kernels | B | cells/step | light s | mixed s | heavy s | 6466 cells h | first call s "
-           "| compile s | compiles | peak RSS GB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "*family*: the NTK family (:mod:`ntkscore.family`) on or off; the zero-cost terms are on in every row.",
+           "",
+           "| device | engine | kernels | family | B | cells/step | light s | mixed s | heavy s | 6466 cells h "
+           "| first call s | compile s | compiles | peak RSS GB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        head = f"| {r.get('device', '?')} | {r['engine']} | {r['kernels']} | {r['batch_size']} | {r.get('arch_batch', 1)}"
+        family = "on" if r.get("family", False) else "off"
+        head = (f"| {r.get('device', '?')} | {r['engine']} | {r['kernels']} | {family} | {r['batch_size']} "
+                f"| {r.get('arch_batch', 1)}")
         if "error" in r:
             out.append(f"{head} | failed: {r['error']} ||||||||")
             continue
@@ -105,8 +112,20 @@ def markdown(rows: list[dict], command: str) -> str:
         out.append(f"{head} | {m['light']:.2f} | {m['mixed']:.2f} | {m['heavy']:.2f} | {projected:.1f} | "
                    f"{max(r['first_s'].values()):.1f} | {r['compile_s']:.1f} | {r['compiles']} | "
                    f"{r['peak_rss_gb']:.1f} |")
+    pairs = {}
+    for r in rows:
+        if "error" not in r and r.get("arch_batch", 1) == 1:
+            pairs.setdefault((r["engine"], r["kernels"], r["batch_size"]), {})[r.get("family", False)] = r
+    overhead = [(key, v[True], v[False]) for key, v in pairs.items() if len(v) == 2]
+    if overhead:
+        out += ["", "NTK family overhead in this run (time with the family ÷ time without, same machine):", "",
+                "| engine | kernels | B | light | mixed | heavy | sum of the three |", "|---|---|---|---|---|---|---|"]
+        for (e, k, b), on, off in overhead:
+            cells = " | ".join(f"{on['median_s'][c] / off['median_s'][c]:.2f}×" for c in CELLS)
+            total = sum(on["median_s"].values()) / sum(off["median_s"].values())
+            out.append(f"| {e} | {k} | {b} | {cells} | {total:.2f}× |")
     ok = {(r["engine"], r["kernels"], r["batch_size"]): r for r in rows
-          if "error" not in r and r.get("arch_batch", 1) == 1}
+          if "error" not in r and r.get("arch_batch", 1) == 1 and r.get("family", False) is False}
     ratios = [(k, b, ok[("jacobian", k, b)], ok[("layerwise", k, b)]) for (e, k, b) in ok
               if e == "jacobian" and ("layerwise", k, b) in ok]
     if ratios:
@@ -127,29 +146,32 @@ def main(argv=None) -> int:
                    help="skip the jacobian engine above this batch size (its memory grows with B·k·P)")
     p.add_argument("--arch-batches", nargs="+", type=int, default=[1],
                    help="cells per device step (>1: the architecture-batched program, layerwise engine only)")
+    p.add_argument("--family", nargs="+", choices=("on", "off"), default=["on"],
+                   help="with and/or without the NTK family (ntkscore.family); 'on off' measures its overhead")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.md"))
     p.add_argument("--append", action="store_true", help="keep the rows already in --out's .json")
-    p.add_argument("--child", nargs=4, metavar=("ENGINE", "KERNELS", "B", "A"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=5, metavar=("ENGINE", "KERNELS", "B", "A", "FAMILY"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]), args.repeats, int(args.child[3]))))
+        print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]), args.repeats, int(args.child[3]),
+                               args.child[4] == "on")))
         return 0
     out = Path(args.out)
     command = "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = json.loads(out.with_suffix(".json").read_text()) if args.append else []
     if args.append:
         command = out.with_suffix(".cmd").read_text().strip() + "` then `" + command
-    grid = [(e, k, b, a) for e in args.engines for k in args.kernels for b in args.batch_sizes
-            for a in args.arch_batches
-            if not (e == "jacobian" and (b > args.jacobian_max_batch or a > 1))]
-    for engine, kernels, b, a in grid:
-        proc = subprocess.run([sys.executable, __file__, "--child", engine, kernels, str(b), str(a), "--repeats",
+    grid = [(e, k, b, a, f) for e in args.engines for k in args.kernels for b in args.batch_sizes
+            for a in args.arch_batches for f in args.family
+            if not (e == "jacobian" and (b > args.jacobian_max_batch or a > 1 or f == "on"))]
+    for engine, kernels, b, a, f in grid:
+        proc = subprocess.run([sys.executable, __file__, "--child", engine, kernels, str(b), str(a), f, "--repeats",
                                str(args.repeats)], capture_output=True, text=True, check=False)
         if proc.returncode:
             tail = (proc.stderr.strip().splitlines() or ["?"])[-1][:120]
             rows.append({"engine": engine, "kernels": kernels, "batch_size": b, "arch_batch": a,
-                         "error": f"exit {proc.returncode}: {tail}"})
+                         "family": f == "on", "error": f"exit {proc.returncode}: {tail}"})
         else:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

@@ -42,6 +42,11 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-proxies", dest="proxies", action="store_false",
                    help="skip the zero-cost proxy terms (NASWOT, jacov, synflow, MeCo; see ntkscore.proxies)")
     g.add_argument("--proxy-batch-size", type=int, default=64, help="images in the proxies' batch (default 64)")
+    g.add_argument("--no-family", dest="family", action="store_false",
+                   help="skip the NTK family (TE-NAS, NASI, KNAS, LGA, Fisher/VKDNW, per-layer spectra; see "
+                        "ntkscore.family)")
+    g.add_argument("--fisher-batch-size", type=int, default=8,
+                   help="images of the batch whose Fisher spectrum is computed (default 8)")
     g.add_argument("--beta", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="β values of the mixed kernels")
     g.add_argument("--attack", choices=["pgd", "fgsm"], default="pgd")
     g.add_argument("--eps", type=float, default=8.0, help="ℓ∞ radius in /255 units (default 8)")
@@ -78,18 +83,23 @@ def _settings(args):
                          betas=tuple(args.beta), attack=args.attack, eps=args.eps / 255, step_size=args.step_size / 255,
                          steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
                          channels=args.channels, cells_per_stage=args.cells, input_size=args.input_size,
-                         proxies=args.proxies, proxy_batch_size=args.proxy_batch_size)
+                         proxies=args.proxies, proxy_batch_size=args.proxy_batch_size, family=args.family,
+                         fisher_batch_size=args.fisher_batch_size)
 
 
 def _score_table(result) -> str:
+    from .family import KERNELS as FAMILY_KERNELS
+    from .family import LAYER_AGGREGATES, PROXIES
     from .theory import SCORE_NAMES
 
+    FAMILY_SHOWN = PROXIES + LAYER_AGGREGATES
     from .composite import AGGREGATE_PREFIX, PREFIX
 
     kernels: dict[str, dict[str, float]] = {}
     for name, value in result.metrics.items():
         kernel, _, quantity = name.rpartition(".")
-        if kernel and not name.startswith((PREFIX, AGGREGATE_PREFIX, "zc.")) and "/" not in kernel:  # per-group: --json
+        if kernel and not name.startswith((PREFIX, AGGREGATE_PREFIX, "zc.", "features.")) and "/" not in kernel \
+                and "." not in kernel:  # per-group and per-layer aggregates: --json
             kernels.setdefault(kernel, {})[quantity] = value
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
     primary = result.settings.get("primary", "")
@@ -106,6 +116,10 @@ def _score_table(result) -> str:
     zero_cost = "  ".join(f"{n.removeprefix('zc.')} {v:.5g}" for n, v in result.metrics.items() if n.startswith("zc."))
     if zero_cost:
         lines.append(f"proxies  {zero_cost}")
+    for kernel in FAMILY_KERNELS:
+        shown = [f"{q} {result.metrics[f'{kernel}.{q}']:.5g}" for q in FAMILY_SHOWN if f"{kernel}.{q}" in result.metrics]
+        if shown:
+            lines.append(f"{'family':<9}{kernel}: " + "  ".join(shown))
     lines.append("")
     lines.append(f"{'kernel':<16}" + "".join(f"{c:>16}" for c in cols))
     for kernel, values in kernels.items():

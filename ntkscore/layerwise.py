@@ -23,7 +23,7 @@ Valid because, with BN statistics held constant, each sample's logits depend onl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import jax
@@ -82,38 +82,113 @@ def _per_sample_stats(stats_list: Sequence[network.Stats], sizes: Sequence[int])
     return jax.tree.map(expand, *stats_list)
 
 
+SPLITS = ("none", "group", "layer")
+"""How a kernel comes back: whole ``(n, n)``; by parameter group ``(len(network.GROUPS), n, n)``; by layer
+``(len(network.layer_paths(config)), n, n)``."""
+
+
+def _slots(config: network.NetworkConfig, split: str) -> tuple[dict[tuple[str, ...], int] | None, int]:
+    """Layer path → slot of the gram, and the number of slots (``None, 0`` for ``split="none"``)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    paths = network.layer_paths(config)
+    if split == "layer":
+        return {p: i for i, p in enumerate(paths)}, len(paths)
+    if split == "group":
+        return {p: network.GROUPS.index(p[0]) for p in paths}, len(network.GROUPS)
+    return None, 0
+
+
 class _GramHook:
-    """The layer hook that routes each layer's ``G Gᵀ`` into ``gram`` (into ``gram[group]`` when ``by_group``)."""
+    """The layer hook that routes each layer's ``G Gᵀ`` into ``gram`` (into ``gram[slots[path]]`` when split)."""
 
-    def __init__(self, gram, by_group: bool, slot: int | None = None):
-        self.gram, self.by_group, self.slot = gram, by_group, slot
+    def __init__(self, gram, slots: dict[tuple[str, ...], int] | None, path: tuple[str, ...] = ()):
+        self.gram, self.slots, self.path = gram, slots, path
 
-    def in_group(self, index: int) -> "_GramHook":
-        return _GramHook(self.gram, self.by_group, index if self.by_group else None)
+    def scope(self, name: str) -> "_GramHook":
+        return _GramHook(self.gram, self.slots, self.path + (name,))
 
     def __call__(self, fn, p, h, s):
-        y = _gram_layer(fn, self.slot, p, h, s, self.gram)
+        slot = None if self.slots is None else self.slots[self.path]
+        y = _gram_layer(fn, slot, p, h, s, self.gram)
         if s is None:  # identity BN (or none): callers only need the statistics' structure
             s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
         return y, s
 
 
-def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: str,
-          by_group: bool = False) -> jax.Array:
+def gram_lanes(params, ops, xs: Sequence[jax.Array], stats_list, config: network.NetworkConfig,
+               cotangents_of: Callable[[jax.Array], jax.Array], split: str = "none") -> jax.Array:
+    """``Σ_l ⟨v_iᵀ ∂f(x_i)/∂W_l, v_jᵀ ∂f(x_j)/∂W_l⟩`` for every *lane* of cotangents ``v``, over the samples of
+    the concatenated batches ``xs``: ``(lanes, [slots,] N, N)``.
+
+    ``cotangents_of(logits)`` maps the ``(N, k)`` logits of the forward pass to the ``(lanes, N, k)`` cotangents
+    (e.g. the ``k`` unit vectors for the traced NTK, ones for the NTK of the summed logits, ``softmax − one-hot``
+    for the loss-gradient kernel). One forward pass; one backward pass per lane, ``vmap``-ed.
+    """
     x = jnp.concatenate(list(xs), axis=0)
     n = x.shape[0]
     stats = None if stats_list is None else _per_sample_stats(stats_list, [b.shape[0] for b in xs])
+    slots, size = _slots(config, split)
 
     def logits_of(gram):
-        return network._forward(params, ops, x, config, stats, layer=_GramHook(gram, by_group))[0]
+        return network._forward(params, ops, x, config, stats, layer=_GramHook(gram, slots))[0]
 
-    gram0 = jnp.zeros((len(network.GROUPS), n, n) if by_group else (n, n), x.dtype)
+    gram0 = jnp.zeros((size, n, n) if slots else (n, n), x.dtype)
     logits, vjp = jax.vjp(logits_of, gram0)
-    k = logits.shape[-1]
+    return jax.vmap(vjp)(cotangents_of(lax.stop_gradient(logits)))[0]
+
+
+def output_cotangents(output: str, num_classes: int, n: int, dtype=jnp.float32) -> jax.Array:
+    """The lanes of ``output``: the ``k`` unit vectors (``"trace"``, Σ over logits) or ones (``"sum"``)."""
     if output == "sum":
-        return vjp(jnp.ones_like(logits))[0]
-    cotangents = jnp.broadcast_to(jnp.eye(k, dtype=x.dtype)[:, None, :], (k, n, k))
-    return jax.vmap(vjp)(cotangents)[0].sum(0)
+        return jnp.ones((1, n, num_classes), dtype)
+    return jnp.broadcast_to(jnp.eye(num_classes, dtype=dtype)[:, None, :], (num_classes, n, num_classes))
+
+
+def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: str,
+          by_group: bool = False) -> jax.Array:
+    n = sum(b.shape[0] for b in xs)
+    lanes = gram_lanes(params, ops, xs, stats_list, config,
+                       lambda logits: output_cotangents(output, logits.shape[-1], n, logits.dtype),
+                       "group" if by_group else "none")
+    return lanes.sum(0)
+
+
+def family_lanes(params, ops, xs: Sequence[jax.Array], stats_list, labels: jax.Array,
+                 config: network.NetworkConfig, output: str = "trace") -> tuple[jax.Array, jax.Array, jax.Array]:
+    """In one backward pass over the concatenated batches ``xs`` (``N`` samples, ``labels`` ``(N,)``): the kernel of
+    ``output`` split by layer, ``(len(network.layer_paths(config)), N, N)``; the NTK of the summed logits
+    ``Θ_sum`` ``(N, N)`` (TE-NAS); and the loss-gradient kernel ``⟨J_iᵀ(p_i − y_i), J_jᵀ(p_j − y_j)⟩`` ``(N, N)``
+    (the cross-entropy gradients at ``p = softmax(f)``; KNAS). Two lanes more than the kernel alone."""
+    n = sum(b.shape[0] for b in xs)
+
+    def cotangents(logits):
+        k = logits.shape[-1]
+        loss = jax.nn.softmax(logits) - jax.nn.one_hot(labels, k, dtype=logits.dtype)
+        return jnp.concatenate([output_cotangents(output, k, n, logits.dtype),
+                                jnp.ones((1, n, k), logits.dtype), loss[None]])
+
+    lanes = gram_lanes(params, ops, xs, stats_list, config, cotangents, "layer")
+    return lanes[:-2].sum(0), lanes[-2].sum(0), lanes[-1].sum(0)
+
+
+def softmax_weighted_kernel(params, ops, x: jax.Array, stats, config: network.NetworkConfig) -> jax.Array:
+    """``GᵀG`` ``(m·k, m·k)`` with columns ``g_ic = J_iᵀ S_i e_c``, ``S_i`` the symmetric square root of the softmax
+    covariance ``Σ_i = diag(p_i) − p_i p_iᵀ`` of image ``x_i`` (``m`` images, BN ``stats`` of their batch or
+    ``None``): the softmax-weighted full-mode NTK, whose spectrum divided by ``m`` is the non-zero spectrum of the
+    empirical Fisher ``(1/m) Σ_i J_iᵀ Σ_i J_i`` (:mod:`ntkscore.family`). Each image is repeated ``k`` times and the
+    copy ``(i, c)`` gets the cotangent ``S_i e_c``: one backward pass over ``m·k`` samples."""
+    m, k = x.shape[0], config.num_classes
+    repeated = jnp.repeat(x, k, axis=0)
+
+    def cotangents(logits):
+        p = jax.nn.softmax(logits[::k])
+        cov = jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :]
+        w, v = jnp.linalg.eigh(cov)
+        root = (v * jnp.sqrt(jnp.clip(w, 0.0, None))[:, None, :]) @ jnp.swapaxes(v, -1, -2)
+        return root.reshape(m * k, k)[None]
+
+    return gram_lanes(params, ops, [repeated], None if stats is None else [stats], config, cotangents)[0]
 
 
 @partial(jax.jit, static_argnames=("config", "pairs", "output", "by_group"))

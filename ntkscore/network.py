@@ -253,7 +253,7 @@ def _edge(op, x, p, stats, config, layer=plain_layer):
 
     def conv_branch(name):
         def run(x):
-            y, s = layer(fn, p[name], x, None if stats is None else stats[name])
+            y, s = scoped(layer, name)(fn, p[name], x, None if stats is None else stats[name])
             out = {"conv1x1": zero_stats, "conv3x3": zero_stats}
             out[name] = s
             return y, out
@@ -287,7 +287,7 @@ def _cell(x, ops, p, stats, config, layer=plain_layer):
         for source in range(target):
             p_e = jax.tree.map(lambda a: a[e], p)  # noqa: B023
             s_e = None if stats is None else jax.tree.map(lambda a: a[e], stats)  # noqa: B023
-            y, s = _edge(ops[e], nodes[source], p_e, s_e, config, layer)
+            y, s = _edge(ops[e], nodes[source], p_e, s_e, config, scoped(layer, f"edge{e}"))
             acc = y if acc is None else acc + y
             edge_stats.append(s)
             e += 1
@@ -302,7 +302,7 @@ def _stage(x, ops, p, stats, config, layer=plain_layer):
     for i in range(config.cells_per_stage):
         p_i = jax.tree.map(lambda a: a[i], p)  # noqa: B023
         s_i = None if stats is None else jax.tree.map(lambda a: a[i], stats)  # noqa: B023
-        x, s = _cell(x, ops, p_i, s_i, config, layer)
+        x, s = _cell(x, ops, p_i, s_i, config, scoped(layer, f"cell{i}"))
         cell_stats.append(s)
     return x, jax.tree.map(lambda *a: jnp.stack(a), *cell_stats)
 
@@ -311,22 +311,55 @@ def _reduction(x, p, stats, config, layer=plain_layer):
     sa = sb = None
     if stats is not None:
         sa, sb = stats["conv_a"], stats["conv_b"]
-    a, sa = layer(partial(_relu_conv_bn_layer, config=config, stride=2), p["conv_a"], x, sa)
-    b, sb = layer(partial(_relu_conv_bn_layer, config=config), p["conv_b"], a, sb)
-    short, _ = layer(partial(_shortcut_layer, config=config), p["shortcut"], x, None)
+    a, sa = scoped(layer, "conv_a")(partial(_relu_conv_bn_layer, config=config, stride=2), p["conv_a"], x, sa)
+    b, sb = scoped(layer, "conv_b")(partial(_relu_conv_bn_layer, config=config), p["conv_b"], a, sb)
+    short, _ = scoped(layer, "shortcut")(partial(_shortcut_layer, config=config), p["shortcut"], x, None)
     return short + b, {"conv_a": sa, "conv_b": sb}
 
 
 GROUPS = ("stem", "stage1", "reduction1", "stage2", "reduction2", "stage3", "head")
-"""The network's parameter groups in forward order; a hook with an ``in_group(index)`` method is asked for the
-hook of each group's layers (how :mod:`ntkscore.layerwise` splits the NTK into per-group contributions)."""
+"""The network's parameter groups in forward order (the first element of every :func:`layer_paths` entry)."""
+
+
+def scoped(layer, name: str):
+    """The hook for the part ``name`` of the network inside ``layer``'s part: ``layer.scope(name)`` for a hook that
+    tracks where it is (how :mod:`ntkscore.layerwise` routes each layer's NTK share to its own slot), else
+    ``layer`` itself."""
+    return layer.scope(name) if hasattr(layer, "scope") else layer
+
+
+def layer_paths(config: NetworkConfig) -> tuple[tuple[str, ...], ...]:
+    """Every parameterised layer of the supernet, in forward order, as the path of :func:`scoped` names under
+    which its hook is called: ``("stem",)``, ``("stage1", "cell0", "edge3", "conv3x3")``,
+    ``("reduction1", "conv_a")`` … ``("head",)``. A cell uses the edge layers of its ``nor_conv_*`` ops only."""
+    paths: list[tuple[str, ...]] = [("stem",)]
+    for s in range(3):
+        paths += [(f"stage{s + 1}", f"cell{c}", f"edge{e}", op) for c in range(config.cells_per_stage)
+                  for e in range(NUM_EDGES) for op in ("conv1x1", "conv3x3")]
+        if s < 2:
+            paths += [(f"reduction{s + 1}", name) for name in ("conv_a", "conv_b", "shortcut")]
+    return tuple(paths + [("head",)])
+
+
+def layer_widths(config: NetworkConfig) -> tuple[int, ...]:
+    """Output channels of each layer of :func:`layer_paths` (the head: its ``4C`` input features)."""
+    c = config.channels
+
+    def width(path):
+        if path[0].startswith("stage"):
+            return c * 2 ** (int(path[0][-1]) - 1)
+        if path[0].startswith("reduction"):
+            return c * 2 ** int(path[0][-1])
+        return c if path[0] == "stem" else 4 * c
+
+    return tuple(width(p) for p in layer_paths(config))
 
 
 def _forward(params: Params, ops, x, config: NetworkConfig, stats: Stats | None, layer=plain_layer):
     ops = jnp.asarray(ops, jnp.int32)
     x = (x - jnp.asarray(config.mean, x.dtype)) / jnp.asarray(config.std, x.dtype)
     get = (lambda k: None) if stats is None else stats.__getitem__
-    group = layer.in_group if hasattr(layer, "in_group") else (lambda index: layer)
+    group = lambda index: scoped(layer, GROUPS[index])  # noqa: E731
     h, s_stem = group(0)(partial(_conv_bn_layer, config=config), params["stem"], x, get("stem"))
     s_stages, s_reds = [], []
     for i in range(3):

@@ -27,8 +27,10 @@ from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import attack, layerwise, network
+from . import family as family_lib
 
 KERNEL_PAIRS: dict[str, tuple[int, int]] = {
     "K": (0, 0), "K_rob": (1, 1), "K_cross": (0, 1), "K_rob2": (2, 2), "K_cross2": (1, 2)
@@ -49,6 +51,8 @@ class KernelSpec(Protocol):
     step_size: float
     steps: int
     output: str
+    family: bool
+    fisher_batch_size: int
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,52 @@ def batches_for(kernel_set: str) -> int:
     return 1 + max(max(KERNEL_PAIRS[n]) for n in KERNEL_SETS[kernel_set])
 
 
-def _cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.NetworkConfig) -> tuple[Any, ...]:
+def _offsets(used, xs) -> dict[int, slice]:
+    offsets, start = {}, 0
+    for i in used:
+        offsets[i] = slice(start, start + xs[i].shape[0])
+        start += xs[i].shape[0]
+    return offsets
+
+
+def _layer_groups(config: network.NetworkConfig) -> np.ndarray:
+    """``(groups, layers)`` 0/1 matrix: which of :data:`ntkscore.network.GROUPS` each layer belongs to."""
+    paths = network.layer_paths(config)
+    out = np.zeros((len(network.GROUPS), len(paths)), np.float32)
+    for l, path in enumerate(paths):
+        out[network.GROUPS.index(path[0]), l] = 1.0
+    return out
+
+
+FAMILY_BATCHES = {"K": 0, "K_rob": 1}
+"""The kernels the NTK family (:mod:`ntkscore.family`) is computed on, by batch index."""
+
+
+def _kernels_and_family(params, ops, xs, stats, y, pairs, spec: KernelSpec, config: network.NetworkConfig):
+    """The group-split kernels of ``pairs`` and the NTK family's device-side quantities, in one backward pass
+    (:func:`ntkscore.layerwise.family_lanes`) plus the Fisher program of each family batch."""
+    used = sorted({i for pair in pairs for i in pair})
+    labels = jnp.concatenate([y] * len(used))
+    layers, k_sum, k_loss = layerwise.family_lanes(params, ops, [xs[i] for i in used],
+                                                   None if stats is None else [stats[i] for i in used], labels,
+                                                   config, spec.output)
+    groups = jnp.einsum("gl,lij->gij", _layer_groups(config), layers)
+    at = _offsets(used, xs)
+    kernels = tuple(groups[..., at[a], at[b]] for a, b in pairs)
+    m = min(spec.fisher_batch_size, y.shape[0])
+    family = {}
+    for name, b in FAMILY_BATCHES.items():
+        if b not in at:
+            continue
+        f = family_lib.layer_spectra(layers[:, at[b], at[b]], y, config.num_classes)
+        f["sum"], f["loss"] = k_sum[at[b], at[b]], k_loss[at[b], at[b]]
+        f["fisher"] = layerwise.softmax_weighted_kernel(params, ops, xs[b][:m], None if stats is None else stats[b],
+                                                        config)
+        family[name] = f
+    return kernels, family
+
+
+def _cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.NetworkConfig):
     names = KERNEL_SETS[spec.kernels]
     xs = [x]
     if batches_for(spec.kernels) > 1:
@@ -98,20 +147,26 @@ def _cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.Netw
         xs = xs[:batches_for(spec.kernels)]
     stats = [network.batch_statistics(params, ops, b, config) for b in xs] if config.bn_mode == "batch" else None
     pairs = tuple(KERNEL_PAIRS[n] for n in names)
-    return tuple(layerwise.cell_ntk_pairs(params, ops, xs, stats, config, pairs, spec.output, by_group=True))
+    if spec.family:
+        return _kernels_and_family(params, ops, xs, stats, y, pairs, spec, config)
+    return tuple(layerwise.cell_ntk_pairs(params, ops, xs, stats, config, pairs, spec.output, by_group=True)), {}
 
 
 @partial(jax.jit, static_argnames=("spec", "config"))
-def cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.NetworkConfig) -> tuple[Any, ...]:
-    """The kernels ``KERNEL_SETS[spec.kernels]`` (in that order) of the cell ``ops`` (6 op indices), each split by
-    parameter group, ``(len(network.GROUPS), n, n)``; a kernel is the sum over its first axis."""
+def cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.NetworkConfig):
+    """``(kernels, family)`` of the cell ``ops`` (6 op indices): ``kernels`` are :data:`KERNEL_SETS` ``[spec.kernels]``
+    (in that order), each split by parameter group, ``(len(network.GROUPS), n, n)`` (a kernel is the sum over its
+    first axis); with ``spec.family``, ``family[K]`` for ``K`` in :data:`FAMILY_BATCHES` holds the device-side
+    quantities of the NTK family (:mod:`ntkscore.family`): per-layer ``trace``, ``lambda_min``, ``effective_rank``,
+    ``lga`` ``(L,)``, the summed-logit and loss-gradient kernels ``sum``, ``loss`` ``(n, n)`` and the
+    softmax-weighted full-mode kernel ``fisher`` ``(m·k, m·k)``; else ``family`` is ``{}``."""
     return _cell_kernels(params, jnp.asarray(ops, jnp.int32), x, y, key, spec, config)
 
 
 @partial(jax.jit, static_argnames=("spec", "config"))
-def batched_cell_kernels(params, ops, x, y, key, spec: KernelSpec,
-                         config: network.NetworkConfig) -> tuple[Any, ...]:
-    """:func:`cell_kernels` of ``A`` cells at once: ``ops`` is ``(A, 6)``, each kernel comes back ``(A, G, n, n)``.
+def batched_cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.NetworkConfig):
+    """:func:`cell_kernels` of ``A`` cells at once: ``ops`` is ``(A, 6)``; every array comes back with a leading
+    axis ``A`` (each kernel ``(A, G, n, n)``).
 
     Every cell sees the same parameters, batch and attack noise as :func:`cell_kernels` would give it alone.
     """

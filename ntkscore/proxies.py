@@ -77,11 +77,23 @@ def pattern_agreements(pre: jax.Array) -> jax.Array:
     return c @ c.T + (1 - c) @ (1 - c).T
 
 
+def feature_gram_min_eigenvalue(pre: jax.Array) -> jax.Array:
+    """``λ_min(F Fᵀ / tr F Fᵀ)`` of the features ``F = ReLU(pre)`` ``(n, H·W·C)`` of one layer over the batch (0 for
+    all-zero features): the per-layer feature Gram whose smallest eigenvalue lower-bounds ``λ_min`` of a deep ReLU
+    network's NTK (Nguyen, Mondelli & Montúfar, ICML 2021), made scale-free."""
+    f = jax.nn.relu(pre).reshape(pre.shape[0], -1)
+    gram = jnp.dot(f, f.T, precision=jax.lax.Precision.HIGHEST)
+    trace = jnp.trace(gram)
+    return jnp.where(trace > 0, jnp.linalg.eigvalsh(gram / jnp.where(trace > 0, trace, 1.0))[0], 0.0)
+
+
 def layer_statistics(pre: jax.Array) -> dict[str, jax.Array]:
     """One ReLU layer's share of :func:`relu_input_statistics` from its input ``pre`` ``(n, H, W, C)``: the pattern
-    agreements (:func:`pattern_agreements`) and ``C · mean_i λ_min(P(x_i))``."""
+    agreements (:func:`pattern_agreements`), ``C · mean_i λ_min(P(x_i))`` and ``C · λ_min`` of the feature Gram
+    (:func:`feature_gram_min_eigenvalue`)."""
     return {"pattern_kernel": pattern_agreements(pre),
-            "correlation": pre.shape[-1] * jnp.mean(channel_correlation_min_eigenvalue(pre))}
+            "correlation": pre.shape[-1] * jnp.mean(channel_correlation_min_eigenvalue(pre)),
+            "feature_gram": pre.shape[-1] * feature_gram_min_eigenvalue(pre)}
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -120,7 +132,7 @@ def relu_input_statistics(params, ops, x: jax.Array, config: network.NetworkConf
     """``Σ_l statistics(h_l)`` over the input ``h_l`` ``(n, H, W, C_l)`` of every ReLU whose layer the cell ``ops``
     uses (edge ops ``nor_conv_*``, the residual blocks, the head's final ReLU) on images ``x``: by default
     (:func:`layer_statistics`) ``"pattern_kernel"``, ``K_H`` ``(n, n)``, and ``"correlation"``,
-    ``Σ_l C_l · mean_i λ_min(P_l(x_i))``. ``statistics`` maps one layer's input to a pytree of fixed shapes (the
+    ``Σ_l C_l · mean_i λ_min(P_l(x_i))``, and ``"feature_gram"``, ``Σ_l C_l · λ_min(F_l F_lᵀ / tr)``. ``statistics`` maps one layer's input to a pytree of fixed shapes (the
     same for every layer). One forward and one backward pass: the backward pass only collects each layer's share;
     BN uses the batch's own statistics, as in the forward."""
     shapes = jax.eval_shape(statistics, jax.ShapeDtypeStruct((x.shape[0], 2, 2, 2), x.dtype))
@@ -200,10 +212,13 @@ def synflow(params, ops, config: network.NetworkConfig) -> float:
 
 
 def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, float]:
-    """``{"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco"}`` of one cell on the batch ``x`` (larger = better)."""
+    """``{"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco"}`` of one cell on the batch ``x`` (larger = better), and
+    ``features.lambda_min`` ``Σ_l C_l λ_min(F_l F_lᵀ / tr F_l F_lᵀ)`` over the post-ReLU features of every ReLU layer
+    (the per-layer feature Gram of the NTK family, :func:`feature_gram_min_eigenvalue`)."""
     ops = jnp.asarray(ops, jnp.int32)
     relu = relu_input_statistics(params, ops, x, config)
     return {"zc.naswot": naswot(relu["pattern_kernel"]),
             "zc.meco": float(relu["correlation"]),
+            "features.lambda_min": float(relu["feature_gram"]),
             "zc.jacov": jacov(input_jacobians(params, ops, x, config)),
             "zc.synflow": synflow(params, ops, config)}

@@ -29,9 +29,9 @@ import numpy as np
 from . import composite
 
 REFERENCES = Path(__file__).with_name("references")
-IRRELEVANT = ("primary", "engine", "logit_chunk", "betas", "kernels", "proxies")
+IRRELEVANT = ("primary", "engine", "logit_chunk", "betas", "kernels", "proxies", "family", "fisher_batch_size")
 """Settings that do not change a term's value (the engines agree to float32 rounding; the kernel set and β only
-add other metrics), so a reference made under any of them applies."""
+add other metrics, and so does the NTK family), so a reference made under any of them applies."""
 
 
 def _relevant(settings: Mapping[str, Any]) -> dict[str, Any]:

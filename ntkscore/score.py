@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import attack, composite, cost, data, network, pipeline, proxies, reference, theory
+from . import family as family_lib
 from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
 from .pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
 from .space import OPS, Arch, as_arch
@@ -62,6 +63,8 @@ class ScoreSettings:
     primary: str = DEFAULT_SCORE
     proxies: bool = True
     proxy_batch_size: int = 64
+    family: bool = True
+    fisher_batch_size: int = 8
 
     def __post_init__(self) -> None:
         data.dataset_info(self.dataset)
@@ -69,6 +72,9 @@ class ScoreSettings:
             raise ValueError(f"kernels must be one of {tuple(KERNEL_SETS) + ('none',)}, got {self.kernels!r}")
         if self.kernels == "none" and not self.proxies:
             raise ValueError("kernels='none' with proxies=False computes nothing; enable one of them")
+        if not isinstance(self.fisher_batch_size, int) or self.fisher_batch_size < 1:
+            raise ValueError(f"fisher_batch_size must be an int ≥ 1 (images of the Fisher spectrum), got "
+                             f"{self.fisher_batch_size!r}")
         if not isinstance(self.proxy_batch_size, int) or self.proxy_batch_size < 2:
             raise ValueError(f"proxy_batch_size must be an int ≥ 2, got {self.proxy_batch_size!r}")
         if self.attack not in ("pgd", "fgsm"):
@@ -103,6 +109,9 @@ class Score:
     flags: tuple[str, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = float("nan")
+    layers: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Per-layer NTK spectra ``"<kernel>.<quantity>"`` → one value per :func:`ntkscore.network.layer_paths` entry
+    (:func:`ntkscore.family.layer_spectra`; empty without the NTK family)."""
 
     @property
     def value(self) -> float:
@@ -122,6 +131,17 @@ class Score:
 
     def __getitem__(self, name: str) -> float:
         return self.metrics[name]
+
+    def layer_table(self):
+        """:attr:`layers` as a pandas table, one row per layer the cell uses (``tr Θ_l > 0`` in either kernel),
+        indexed by its path (``"stage1/cell0/edge3/conv3x3"``)."""
+        import pandas as pd
+
+        paths = network.layer_paths(network.NetworkConfig(channels=int(self.settings.get("channels", 16)),
+                                                          cells_per_stage=int(self.settings.get("cells_per_stage", 5))))
+        table = pd.DataFrame({k: np.asarray(v) for k, v in self.layers.items()}, index=["/".join(p) for p in paths])
+        traces = [c for c in table.columns if c.endswith(".trace")]
+        return table[(table[traces] > 0).any(axis=1)] if traces else table
 
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, **dict(self.metrics), "flags": ";".join(self.flags), "seconds": self.seconds,
@@ -253,31 +273,35 @@ class Scorer:
     def _layerwise(self) -> bool:
         return self.settings.engine == "layerwise" and self.settings.output != "full"
 
-    def _kernels_of_cell(self, arch: Arch) -> dict[str, np.ndarray]:
-        """Kernels by name: ``(n, n)`` each, or ``(G, n, n)`` split by parameter group (the layerwise engine)."""
+    def _kernels_of_cell(self, arch: Arch) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Kernels by name, ``(n, n)`` each or ``(G, n, n)`` split by parameter group (the layerwise engine), and
+        the NTK family's device-side quantities (:func:`ntkscore.pipeline.cell_kernels`; the layerwise engine only)."""
         if self.settings.kernels == "none":
-            return {}
+            return {}, {}
         ops = jnp.asarray(arch.ops, jnp.int32)
         if self._layerwise:
-            out = pipeline.cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
-                                        self.config)
-            return {n: np.asarray(k, np.float64) for n, k in zip(KERNEL_SETS[self.settings.kernels], out)}
+            out, family = pipeline.cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
+                                                self.config)
+            return ({n: np.asarray(k, np.float64) for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
+                    jax.tree.map(lambda a: np.asarray(a, np.float64), family))
         if self.config.bn_mode == "batch":
             make_ctx = lambda b: (ops, network.batch_statistics(self.params, ops, b, self.config))  # noqa: E731
         else:
             make_ctx = lambda b: (ops, None)  # noqa: E731
         return _kernels(self.apply_fn, self.params, self.x, self.y, make_ctx, (ops, None), self._attack_key,
-                        self.settings, self.attack_fn)
+                        self.settings, self.attack_fn), {}
 
-    def _kernels_of_batch(self, archs: Sequence[Arch]) -> list[dict[str, np.ndarray]]:
+    def _kernels_of_batch(self, archs: Sequence[Arch]) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
         """One device step for up to ``arch_batch`` cells, padded with the first (one program for every batch)."""
         ops = np.asarray([a.ops for a in archs] + [archs[0].ops] * (self.arch_batch - len(archs)), np.int32)
-        out = pipeline.batched_cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
-                                            self.config)
+        out, family = pipeline.batched_cell_kernels(self.params, ops, self.x, self.y, self._attack_key,
+                                                    self.settings, self.config)
         out = [np.asarray(k, np.float64) for k in out]
-        return [{n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)} for i in range(len(archs))]
+        family = jax.tree.map(lambda a: np.asarray(a, np.float64), family)
+        return [({n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
+                 jax.tree.map(lambda a: a[i], family)) for i in range(len(archs))]
 
-    def _score(self, arch: Arch, kernels: Mapping[str, np.ndarray]) -> Score:
+    def _score(self, arch: Arch, kernels: Mapping[str, np.ndarray], family: Mapping[str, Any]) -> Score:
         grouped = {n: k for n, k in kernels.items() if k.ndim == 3}
         kernels = {n: k.sum(0) if k.ndim == 3 else k for n, k in kernels.items()}
         metrics, flags = kernel_scores(kernels, np.asarray(self.y), self.config.num_classes, self.settings.betas,
@@ -286,6 +310,13 @@ class Scorer:
             size = next(iter(kernels.values())).shape[0]
             metrics.update(group_scores(grouped, _targets(np.asarray(self.y), self.config.num_classes, size,
                                                           self.settings.output)))
+        layers = {}
+        if family:
+            family = {k: {**f, "kernel": kernels[k]} for k, f in family.items()}
+            metrics.update(family_lib.family_scores(family, np.asarray(self.y), self.config.num_classes,
+                                                    network.layer_widths(self.config),
+                                                    min(self.settings.fisher_batch_size, self.settings.batch_size)))
+            layers = {f"{k}.{q}": f[q] for k, f in family.items() for q in family_lib.LAYER_QUANTITIES}
         if self.settings.proxies:
             metrics.update(proxies.proxy_scores(self.params, arch.ops, self.proxy_x, self.config))
         metrics["params"] = float(cost.num_params(arch, self.config))
@@ -296,14 +327,14 @@ class Scorer:
             flags = ("dead_cell",) + flags
         elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
             flags = ("parameter_free_cell",) + flags
-        return Score(arch.to_string(), metrics, flags, asdict(self.settings))
+        return Score(arch.to_string(), metrics, flags, asdict(self.settings), layers=layers)
 
     def __call__(self, arch: Arch | str) -> Score:
         """Score one cell (the single-cell program, whatever ``arch_batch`` is)."""
         arch = as_arch(arch)
         start = time.perf_counter()
-        kernels = self._kernels_of_cell(arch)
-        return replace(self._score(arch, kernels), seconds=time.perf_counter() - start)
+        kernels, family = self._kernels_of_cell(arch)
+        return replace(self._score(arch, kernels, family), seconds=time.perf_counter() - start)
 
     def score_many(self, archs: Sequence[Arch | str]) -> list[Score]:
         """Score cells ``arch_batch`` at a time; each :class:`Score`'s ``seconds`` is its share of its step."""
@@ -314,7 +345,7 @@ class Scorer:
         for i in range(0, len(archs), self.arch_batch):
             chunk = archs[i:i + self.arch_batch]
             start = time.perf_counter()
-            scored = [self._score(a, k) for a, k in zip(chunk, self._kernels_of_batch(chunk))]
+            scored = [self._score(a, k, f) for a, (k, f) in zip(chunk, self._kernels_of_batch(chunk))]
             share = (time.perf_counter() - start) / len(chunk)
             results += [replace(s, seconds=share) for s in scored]
         return results

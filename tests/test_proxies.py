@@ -84,6 +84,20 @@ def test_correlation_matches_recorded_relu_inputs(setup, arch):
     assert got == pytest.approx(recorded_correlation(params, ops, x), rel=1e-4, abs=1e-4)
 
 
+@pytest.mark.parametrize("arch", CELLS + [ALL_NONE])
+def test_feature_gram_matches_recorded_relu_inputs(setup, arch):
+    """``Σ_l C_l λ_min(F_l F_lᵀ / tr)``, ``F_l = ReLU(h_l)`` flattened per image, from numpy on every recorded input."""
+    params, x = setup
+    ops = np.asarray(Arch.from_string(arch).ops)
+    ref = 0.0
+    for pre in recorded_relu_inputs(params, ops, x):
+        f = np.maximum(np.asarray(pre, np.float64), 0.0).reshape(len(pre), -1)
+        gram = f @ f.T
+        ref += pre.shape[-1] * (np.linalg.eigvalsh(gram / np.trace(gram))[0] if np.trace(gram) > 0 else 0.0)
+    got = float(proxies.relu_input_statistics(params, ops, x, TINY)["feature_gram"])
+    assert got == pytest.approx(ref, rel=1e-3, abs=1e-5)
+
+
 def test_channel_correlation_min_eigenvalue_closed_forms():
     walsh = hadamard(16)[1:4].T.astype(np.float32)  # 3 zero-mean orthogonal channels over 16 positions: P = I
     r = 0.6  # channels a and r·a + sqrt(1 − r²)·b, a ⟂ b: P = [[1, r], [r, 1]], λ_min = 1 − r
