@@ -45,8 +45,8 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-family", dest="family", action="store_false",
                    help="skip the NTK family (TE-NAS, NASI, KNAS, LGA, Fisher/VKDNW, per-layer spectra; see "
                         "ntkscore.family)")
-    g.add_argument("--fisher-batch-size", type=int, default=8,
-                   help="images of the batch whose Fisher spectrum is computed (default 8)")
+    g.add_argument("--fisher-batch-size", type=int, default=4,
+                   help="images of the batch whose Fisher spectrum is computed (default 4)")
     g.add_argument("--beta", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="β values of the mixed kernels")
     g.add_argument("--attack", choices=["pgd", "fgsm"], default="pgd")
     g.add_argument("--eps", type=float, default=8.0, help="ℓ∞ radius in /255 units (default 8)")

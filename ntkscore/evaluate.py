@@ -18,7 +18,7 @@ from . import benchmarks, cost
 from .benchmarks import canonical_keys
 from .space import Arch
 
-LOWER_IS_BETTER = ("condition", "bound")
+LOWER_IS_BETTER = ("condition", "bound", "tenas_condition")
 TOP_FRACTIONS = (0.01, 0.05, 0.10)
 
 

@@ -33,10 +33,10 @@ from jax import lax
 from . import network
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _gram_layer(fn, slot, p, x, stats, gram):
-    """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) for ``gram`` — for
-    ``gram[slot]`` when ``slot`` is an int (a ``(groups, n, n)`` gram), for the whole ``(n, n)`` gram when ``None``.
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _gram_layer(fn, p, x, stats, gram):
+    """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) as the cotangent of
+    the ``(n, n)`` dummy ``gram`` (the whole kernel's, or the layer's or group's own slot when the kernel is split).
 
     The forward pass and the input cotangent use XLA's convolution (``conv=_lax_conv``); the per-sample parameter
     gradients use :func:`ntkscore.network._conv`, whose weight gradient is a batched matmul under ``vmap``.
@@ -44,11 +44,11 @@ def _gram_layer(fn, slot, p, x, stats, gram):
     return fn(p, x, stats, conv=network._lax_conv)[0]
 
 
-def _gram_layer_fwd(fn, slot, p, x, stats, gram):
-    return _gram_layer(fn, slot, p, x, stats, gram), (p, x, stats, gram)
+def _gram_layer_fwd(fn, p, x, stats, gram):
+    return _gram_layer(fn, p, x, stats, gram), (p, x, stats, gram)
 
 
-def _gram_layer_bwd(fn, slot, residuals, g):
+def _gram_layer_bwd(fn, residuals, g):
     p, x, stats, gram = residuals
 
     def one_sample(xi, si, gi):
@@ -62,8 +62,6 @@ def _gram_layer_bwd(fn, slot, residuals, g):
         flat = leaf.reshape(leaf.shape[0], -1)
         contribution = contribution + lax.dot_general(flat, flat, (((1,), (1,)), ((), ())),
                                                       precision=lax.Precision.HIGHEST)
-    if slot is not None:
-        contribution = jnp.zeros_like(gram).at[slot].set(contribution)
     _, vjp_x = jax.vjp(lambda z: fn(p, z, stats, conv=network._lax_conv)[0], x)
     dx = vjp_x(g)[0]
     return jax.tree.map(jnp.zeros_like, p), dx, jax.tree.map(jnp.zeros_like, stats), contribution
@@ -108,9 +106,9 @@ class _GramHook:
     def scope(self, name: str) -> "_GramHook":
         return _GramHook(self.gram, self.slots, self.path + (name,))
 
-    def __call__(self, fn, p, h, s):
-        slot = None if self.slots is None else self.slots[self.path]
-        y = _gram_layer(fn, slot, p, h, s, self.gram)
+    def __call__(self, fn, p, h, s):  # split: the slot's own (n, n) leaf, so no layer's cotangent is (slots, n, n)
+        gram = self.gram if self.slots is None else self.gram[self.slots[self.path]]
+        y = _gram_layer(fn, p, h, s, gram)
         if s is None:  # identity BN (or none): callers only need the statistics' structure
             s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
         return y, s
@@ -133,9 +131,10 @@ def gram_lanes(params, ops, xs: Sequence[jax.Array], stats_list, config: network
     def logits_of(gram):
         return network._forward(params, ops, x, config, stats, layer=_GramHook(gram, slots))[0]
 
-    gram0 = jnp.zeros((size, n, n) if slots else (n, n), x.dtype)
+    gram0 = tuple(jnp.zeros((n, n), x.dtype) for _ in range(size)) if slots else jnp.zeros((n, n), x.dtype)
     logits, vjp = jax.vjp(logits_of, gram0)
-    return jax.vmap(vjp)(cotangents_of(lax.stop_gradient(logits)))[0]
+    out = jax.vmap(vjp)(cotangents_of(lax.stop_gradient(logits)))[0]
+    return jnp.stack(out, axis=1) if slots else out
 
 
 def output_cotangents(output: str, num_classes: int, n: int, dtype=jnp.float32) -> jax.Array:

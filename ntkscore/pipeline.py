@@ -5,7 +5,10 @@ supernet parameters, the batch ``X`` with labels ``y`` and a PRNG ``key`` (the P
 
 1. ``A(X)`` and ``A(A(X))`` (PGD or FGSM with the true labels; BN uses the statistics of the batch being attacked);
 2. the BN statistics of ``X``, ``A(X)``, ``A(A(X))`` (``bn_mode="batch"``), each held constant;
-3. the requested kernels ``Θ(xs[a], xs[b])`` with the layerwise engine (:func:`ntkscore.layerwise.cell_ntk_pairs`).
+3. the requested kernels ``Θ(xs[a], xs[b])`` with the layerwise engine (:func:`ntkscore.layerwise.cell_ntk_pairs`);
+   with ``spec.family``, split by layer in the same backward pass with two more cotangent lanes
+   (:func:`ntkscore.layerwise.family_lanes`), the per-layer spectra reduced to scalars on the device, and the Fisher
+   pass (:func:`ntkscore.layerwise.softmax_weighted_kernel`) of ``X`` and ``A(X)`` (:mod:`ntkscore.family`).
 
 Two ways to run it:
 

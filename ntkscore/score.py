@@ -10,6 +10,8 @@ attack noise (so every cell of a ranking sees the same weights of the shared sup
    ``arch_batch > 1``), else the per-sample Jacobian one (:func:`ntkscore.ntk.ntk_pairs`, ``engine="jacobian"``;
    also for ``output="full"`` and for any other model);
 4. ``K_all(β)``, ``K̃_all(β)`` for each ``β`` and :func:`ntkscore.theory.spectral_scores` of every symmetric kernel;
+   with ``family`` (layerwise engine), the NTK family of :mod:`ntkscore.family` on ``K`` and ``K̃_ε`` (TE-NAS,
+   NASI, KNAS, LGA, the Fisher spectrum of VKDNW, per-layer spectra in :attr:`Score.layers`);
 5. the zero-cost terms ``zc.*`` (:mod:`ntkscore.proxies`) on a batch of their own, the candidates ``composite.*``
    (:mod:`ntkscore.composite`) and, against a stored reference sample, the rank aggregates ``aggregate.*``
    (:mod:`ntkscore.reference`) — the default score :data:`DEFAULT_SCORE` among them.
@@ -64,7 +66,7 @@ class ScoreSettings:
     proxies: bool = True
     proxy_batch_size: int = 64
     family: bool = True
-    fisher_batch_size: int = 8
+    fisher_batch_size: int = 4
 
     def __post_init__(self) -> None:
         data.dataset_info(self.dataset)

@@ -28,12 +28,17 @@ def test_batched_kernels_equal_one_cell_at_a_time(setup):
     """vmap over cells (every branch evaluated, unselected ones with zero cotangents) changes no kernel."""
     params, x, y, key = setup
     ops = np.asarray([Arch.from_string(a).ops for a in CELLS], np.int32)
-    batched = pipeline.batched_cell_kernels(params, ops, x, y, key, SPEC, TINY)
+    batched, batched_family = pipeline.batched_cell_kernels(params, ops, x, y, key, SPEC, TINY)
     assert len(batched) == 5 and batched[0].shape == (len(CELLS), len(network.GROUPS), 5, 5)
+    assert set(batched_family) == set(pipeline.FAMILY_BATCHES)
     for i, row in enumerate(ops):
-        single = pipeline.cell_kernels(params, row, x, y, key, SPEC, TINY)
+        single, single_family = pipeline.cell_kernels(params, row, x, y, key, SPEC, TINY)
         for name, a, b in zip(pipeline.KERNEL_SETS["all"], batched, single):
             assert _rel(np.asarray(a[i]), np.asarray(b)) < 1e-5, (CELLS[i], name)
+        for kernel in ("K", "K_rob"):
+            for q in ("trace", "sum", "loss", "fisher"):
+                a, b = np.asarray(batched_family[kernel][q][i]), np.asarray(single_family[kernel][q])
+                assert _rel(a, b) < 1e-5 or np.abs(a - b).max() < 1e-6, (CELLS[i], kernel, q)
 
 
 def test_score_many_matches_single_cell_scores_with_one_compilation():
