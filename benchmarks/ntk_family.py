@@ -29,17 +29,30 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"test_acc": "NB201 clean", "val_pgd_8.0_acc": "PGD-8", "autoattack": "AutoAttack"}
 QUANTITIES = family.PROXIES + family.LAYER_AGGREGATES + ("lambda_min", "condition", "trace", "bound",
                                                           "effective_rank") + family.DECILES
+RUNS = (
+    "ntkscore rank --sample 6466 --sample-seed 1 --channels 8 --cells 1 --input-size 16 --batch-size 20 "
+    "--no-proxies --kernels robust --out runs/family/space.csv  (all unique cells in a seeded random order: "
+    "a stopped run's rows are a random sample)",
+    "ntkscore rank --archs benchmarks/results/ntk_family_real_cells.txt --kernels robust --out runs/family/real.csv"
+    "  (the 488 committed real-shape cells in a seeded random order; default settings otherwise)",
+    "gzip -c runs/family/space.csv > benchmarks/results/ntk_family_space.csv.gz; "
+    "gzip -c runs/family/real.csv > benchmarks/results/ntk_family_real.csv.gz",
+)
+"""How the committed tables were scored (the report regenerates from them without re-scoring)."""
+BOOTSTRAP_MAX_CELLS = 1000
+"""Tables of at most this many cells get a bootstrap 95% CI of τ (larger ones: the CI is ±0.01 or less)."""
 SINGLE = ("features.lambda_min", "zc.meco", "baseline.params", "baseline.flops")
 """Columns without a clean/robust pair, shown once."""
 
 
-def study(label: str, path: Path, root: Path) -> tuple[list[str], pd.DataFrame]:
+def study(label: str, path: Path, root: Path, n_boot: int) -> tuple[list[str], pd.DataFrame]:
     scores = pd.read_csv(path)
     joined, _ = evaluate.join_benchmarks(scores, root / "nasrobbench201" / "cifar10.csv",
                                          root / "nb201" / "cifar10_clean_acc.csv")
     columns = [f"{k}.{q}" for q in QUANTITIES for k in family.KERNELS if f"{k}.{q}" in joined]
     columns += [c for c in SINGLE if c in joined]
-    table = evaluate.correlate(joined, columns, list(TARGETS), n_boot=0)
+    n_boot = n_boot if len(joined) <= BOOTSTRAP_MAX_CELLS else 0
+    table = evaluate.correlate(joined, columns, list(TARGETS), n_boot=n_boot)
     settings = {c.removeprefix("setting."): scores[c].iloc[0] for c in scores.columns if c.startswith("setting.")}
     shape = (f"C{settings.get('channels')} N{settings.get('cells_per_stage')}, input "
              f"{settings.get('input_size') if settings.get('input_size') == settings.get('input_size') else 32}, "
@@ -56,7 +69,12 @@ def study(label: str, path: Path, root: Path) -> tuple[list[str], pd.DataFrame]:
                   "|---|---|---|---|---|---|---|"]
 
         def cell(col, stat, fmt="{:.3f}"):
-            return fmt.format(t.loc[col, stat]) if col in t.index else "–"
+            if col not in t.index:
+                return "–"
+            text = fmt.format(t.loc[col, stat])
+            if stat == "kendall_tau" and n_boot:
+                text += f" [{t.loc[col, 'tau_lo']:.2f}, {t.loc[col, 'tau_hi']:.2f}]"
+            return text
 
         for q in QUANTITIES:
             clean, robust = f"K.{q}", f"K_rob.{q}"
@@ -78,7 +96,7 @@ def main(argv=None) -> int:
     p.add_argument("--scores", nargs="+", required=True, help="LABEL=FILE score tables from 'ntkscore rank'")
     p.add_argument("--data", default=None, help="benchmark data directory (default $NTKSCORE_DATA)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ntk_family.md"))
-    p.add_argument("--runs", nargs="*", default=[], help="the 'ntkscore rank' commands that wrote the tables")
+    p.add_argument("--bootstrap", type=int, default=300, help="bootstrap resamples of τ's CI (small tables only)")
     args = p.parse_args(argv)
     root = data_dir(args.data)
     command = "python benchmarks/ntk_family.py " + " ".join(f'"{a}"' if " " in a else a
@@ -87,11 +105,14 @@ def main(argv=None) -> int:
              "Kendall τ, Spearman ρ and top-5% precision (the fraction of the top 5% by score that is in the top 5% "
              "by accuracy) on CIFAR-10. *on X*: the quantity of the clean batch's kernels; *on A(X)*: of the PGD-7 "
              "(ε = 8/255) batch's. Oriented so that larger = predicted better for condition numbers and bounds "
-             "(negated); every other quantity as it is. Definitions: `ntkscore.family`.", ""]
+             "(negated); every other quantity as it is. Definitions: `ntkscore.family`.", "",
+             "The score tables were made by:", ""] + [f"- `{r.split('  (')[0]}`" + (f" ({r.split('  (')[1]}"
+                                                                                     if "  (" in r else "")
+                                                    for r in RUNS] + [""]
     tables = []
     for entry in args.scores:
         label, _, path = entry.partition("=")
-        section, table = study(label, Path(path).resolve(), root)
+        section, table = study(label, Path(path).resolve(), root, args.bootstrap)
         lines += section
         tables.append(table)
     out = Path(args.out)

@@ -95,7 +95,7 @@ def markdown(rows: list[dict], command: str) -> str:
            "configuration's own subprocess.", "",
            "*cells/step* > 1 is the architecture-batched program: per-cell time = step time ÷ cells/step. "
            "*6466 cells* projects 6466 × mean(light, mixed, heavy) per-cell time (rough).", "",
-           "*family*: the NTK family (:mod:`ntkscore.family`) on or off; the zero-cost terms are on in every row.",
+           "*family*: the NTK family (`ntkscore.family`) on or off; the zero-cost terms are on in every row.",
            "",
            "| device | engine | kernels | family | B | cells/step | light s | mixed s | heavy s | 6466 cells h "
            "| first call s | compile s | compiles | peak RSS GB |",

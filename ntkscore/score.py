@@ -241,11 +241,14 @@ class Scorer:
                  arch_batch: int | None = None, references=reference.REFERENCES):
         self.settings = settings
         self.config = settings.network_config()
-        if arch_batch is None:  # by device kind; the generic engine has no batched program
-            arch_batch = pipeline.default_arch_batch() if self._layerwise else 1
+        if arch_batch is None:  # by device kind; the generic engine and the NTK family have no batched program
+            arch_batch = pipeline.default_arch_batch() if self._layerwise and not settings.family else 1
         self.arch_batch = arch_batch
         if not isinstance(self.arch_batch, int) or self.arch_batch < 1:
             raise ValueError(f"arch_batch must be a positive int (cells per device step), got {self.arch_batch!r}")
+        if self.arch_batch > 1 and settings.family:
+            raise ValueError("the NTK family is computed one cell per device step; use arch_batch=1, or "
+                             "family=False (--no-family) to batch cells")
         if self.arch_batch > 1 and not self._layerwise:
             raise ValueError("arch_batch > 1 needs the layerwise engine with output 'trace' or 'sum' "
                              f"(got engine={settings.engine!r}, output={settings.output!r}); use arch_batch=1")
