@@ -31,9 +31,9 @@ QUANTITIES = family.PROXIES + family.LAYER_AGGREGATES + ("lambda_min", "conditio
                                                           "effective_rank") + family.DECILES
 RUNS = (
     "ntkscore rank --sample 6466 --sample-seed 1 --channels 8 --cells 1 --input-size 16 --batch-size 20 "
-    "--no-proxies --kernels robust --out runs/family/space.csv  (all unique cells in a seeded random order: "
+    "--no-proxies --kernels robust --family --out runs/family/space.csv  (all unique cells in a seeded random order: "
     "a stopped run's rows are a random sample)",
-    "ntkscore rank --archs benchmarks/results/ntk_family_real_cells.txt --kernels robust --out runs/family/real.csv"
+    "ntkscore rank --archs benchmarks/results/ntk_family_real_cells.txt --kernels robust --family --out runs/family/real.csv"
     "  (the 488 committed real-shape cells in a seeded random order; default settings otherwise)",
     "gzip -c runs/family/space.csv > benchmarks/results/ntk_family_space.csv.gz; "
     "gzip -c runs/family/real.csv > benchmarks/results/ntk_family_real.csv.gz",

@@ -65,7 +65,7 @@ class ScoreSettings:
     primary: str = DEFAULT_SCORE
     proxies: bool = True
     proxy_batch_size: int = 64
-    family: bool = True
+    family: bool = False
     fisher_batch_size: int = 4
 
     def __post_init__(self) -> None:
@@ -248,7 +248,7 @@ class Scorer:
             raise ValueError(f"arch_batch must be a positive int (cells per device step), got {self.arch_batch!r}")
         if self.arch_batch > 1 and settings.family:
             raise ValueError("the NTK family is computed one cell per device step; use arch_batch=1, or "
-                             "family=False (--no-family) to batch cells")
+                             "family=False (no --family) to batch cells")
         if self.arch_batch > 1 and not self._layerwise:
             raise ValueError("arch_batch > 1 needs the layerwise engine with output 'trace' or 'sum' "
                              f"(got engine={settings.engine!r}, output={settings.output!r}); use arch_batch=1")

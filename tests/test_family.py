@@ -147,7 +147,7 @@ def test_fisher_scores_of_a_flat_spectrum():
 
 
 def test_scorer_reports_the_family_for_clean_and_robust_kernels():
-    settings = ScoreSettings(**TINY_SETTINGS, proxies=False)
+    settings = ScoreSettings(**TINY_SETTINGS, proxies=False, family=True)
     score = Scorer(settings)(CELLS[1])
     for kernel in family.KERNELS:
         for name in family.PROXIES + family.DECILES + family.LAYER_AGGREGATES:

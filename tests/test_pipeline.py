@@ -74,4 +74,4 @@ def test_arch_batch_default_by_device_kind_and_errors():
     with pytest.raises(ValueError, match="needs the layerwise engine"):
         Scorer(ScoreSettings(**TINY_SETTINGS, engine="jacobian", family=False), arch_batch=2)
     with pytest.raises(ValueError, match="NTK family is computed one cell per device step"):
-        Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=2)
+        Scorer(ScoreSettings(**TINY_SETTINGS, family=True), arch_batch=2)
