@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -108,8 +108,8 @@ def _layer_groups(config: network.NetworkConfig) -> np.ndarray:
     """``(groups, layers)`` 0/1 matrix: which of :data:`ntkscore.network.GROUPS` each layer belongs to."""
     paths = network.layer_paths(config)
     out = np.zeros((len(network.GROUPS), len(paths)), np.float32)
-    for l, path in enumerate(paths):
-        out[network.GROUPS.index(path[0]), l] = 1.0
+    for i, path in enumerate(paths):
+        out[network.GROUPS.index(path[0]), i] = 1.0
     return out
 
 

@@ -38,3 +38,14 @@ def compilations():
         yield compiles
     finally:
         monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """Drops JAX's compiled programs after each test. Every executable XLA's CPU backend keeps holds memory maps of
+    its own, and the suite's thousands of programs, never released, approach the kernel's per-process limit
+    (``vm.max_map_count``, 65530 by default), past which XLA's compiler crashes with a segmentation fault."""
+    yield
+    import jax
+
+    jax.clear_caches()
