@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 JITTER = 1e-8
-"""Relative ridge ``δ = JITTER · tr(K)/n + TINY`` added where a kernel is inverted or divided by (κ, bound)."""
+"""Relative ridge: ``δ_max = JITTER · λ_max + TINY`` where a kernel is inverted or divided by (κ, bound;
+:func:`spectral_ridge`), ``δ = JITTER · tr(K)/n + TINY`` for log-determinants and the singular flag (:func:`ridge`)."""
 TINY = 1e-30
 
 SCORE_NAMES = ("lambda_min", "lambda_max", "condition", "trace", "bound", "effective_rank")
@@ -57,6 +58,12 @@ def ridge(kernel: np.ndarray) -> float:
     return JITTER * max(float(np.trace(kernel)), 0.0) / kernel.shape[0] + TINY
 
 
+def spectral_ridge(eigenvalues) -> float:
+    """``δ_max = JITTER · max(λ_max, 0) + TINY`` for a kernel's ascending ``eigenvalues``: the ridge of the bound
+    and the condition number, relative to the largest eigenvalue (the scale of the kernel's float32 rounding)."""
+    return JITTER * max(float(eigenvalues[-1]), 0.0) + TINY
+
+
 def min_eigenvalue(kernel) -> float:
     """``λ_min(K)`` of the symmetrised kernel."""
     k = np.asarray(kernel, np.float64)
@@ -67,33 +74,39 @@ def spectral_scores(kernel, targets: np.ndarray | None = None, num_samples: int 
     """Scores of a PSD kernel ``K`` (n × n), in float64, with ``δ`` from :func:`ridge`:
 
     * ``lambda_min``, ``lambda_max``: extreme eigenvalues of ``(K + Kᵀ)/2``;
-    * ``condition`` ``κ = (λ_max + δ)/(max(λ_min, 0) + δ)``;
+    * ``condition`` ``κ = (λ_max + δ_max)/(λ_min⁺ + δ_max)``;
     * ``trace`` ``tr K``;
-    * ``bound`` ``sqrt(Σ_c y_cᵀ (K + δI)⁻¹ y_c / n)`` over target columns ``y_c``, ``n = num_samples`` (default: the
-      kernel size; pass the sample count for an ``n·k`` full kernel); omitted without targets;
-    * ``effective_rank`` ``exp(−Σ p_i log p_i)``, ``p_i = λ_i⁺ / Σ λ⁺`` (1 for the zero kernel).
+    * ``bound`` ``sqrt(Σ_c Σ_i (u_iᵀ y_c)² / (λ_i⁺ + δ_max) / n)`` over target columns ``y_c`` — the Cao & Gu data
+      term ``sqrt(yᵀ (K + δI)⁻¹ y / n)`` on the eigendecomposition ``K = Σ_i λ_i u_i u_iᵀ``, ``n = num_samples``
+      (default: the kernel size; pass the sample count for an ``n·k`` full kernel); omitted without targets;
+    * ``effective_rank`` ``exp(−Σ p_i log p_i)``, ``p_i = λ_i⁺ / Σ λ⁺`` (1 for the zero kernel);
+
+    with ``λ⁺ = max(λ, 0)`` and ``δ_max = JITTER · λ_max⁺ + TINY`` (:func:`spectral_ridge`). A float32 kernel that
+    is rank-deficient has eigenvalues of either sign at rounding level; clipping them to 0 makes its bound large
+    (the labels' component in the null space costs ``1/δ_max``), so such a kernel ranks worst, never best.
     """
     k = np.asarray(kernel, np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1]:
         raise ValueError(f"a kernel must be a square matrix, got shape {k.shape}")
     k = 0.5 * (k + k.T)
     n = k.shape[0]
-    eig = np.linalg.eigvalsh(k)
-    delta = ridge(k)
+    eig, vectors = np.linalg.eigh(k)
     positive = np.clip(eig, 0.0, None)
+    delta = spectral_ridge(eig)
     total = positive.sum()
     p = positive / total if total > 0 else np.full(n, 1.0 / n)
     entropy = -np.sum(p[p > 0] * np.log(p[p > 0]))
     out = {
         "lambda_min": float(eig[0]),
         "lambda_max": float(eig[-1]),
-        "condition": float((eig[-1] + delta) / (max(eig[0], 0.0) + delta)),
+        "condition": float((positive[-1] + delta) / (positive[0] + delta)),
         "trace": float(np.trace(k)),
         "effective_rank": float(np.exp(entropy)) if total > 0 else 1.0,
     }
     if targets is not None:
         y = np.asarray(targets, np.float64)
         y = y.reshape(n, -1)
-        solved = np.linalg.solve(k + delta * np.eye(n), y)
-        out["bound"] = float(np.sqrt(max(np.sum(y * solved), 0.0) / (num_samples or n)))
+        projections = vectors.T @ y  # u_iᵀ y_c
+        quadratic = np.sum(projections**2 / (positive + delta)[:, None])
+        out["bound"] = float(np.sqrt(quadratic / (num_samples or n)))
     return out
