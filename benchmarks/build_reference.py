@@ -11,6 +11,13 @@
     python benchmarks/build_reference.py --tables runs/quickstart.csv runs/quickstart_zc.csv \
         --name nb201_random_quickstart
         # the README's quick-start settings (random inputs, no data files needed)
+    python benchmarks/build_reference.py --fingerprint nb201_random_quickstart
+        # only (re)compute a stored reference's "batches" and "backend" (no table is read)
+
+Each reference records the fingerprint of the batches its settings draw (``"batches"``,
+:func:`ntkscore.reference.batch_fingerprint`, from a :class:`~ntkscore.score.Scorer` built with those settings
+and the data directory, ``$NTKSCORE_DATA``) and the JAX backend (``"backend"``): a reference applies only to the
+same images on the same backend.
 
 The tables are joined on ``arch`` (the first table's cells); the settings stored are the ``setting.*`` columns of
 the tables (the first table's where they disagree, e.g. ``kernels``, which a reference ignores). No accuracy is
@@ -18,7 +25,10 @@ read. The terms stored are those of :data:`ntkscore.composite.TERMS` the joined 
 """
 
 import argparse
+import ast
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +36,7 @@ import pandas as pd
 
 from ntkscore import composite, reference
 from ntkscore.data import dataset_info
+from ntkscore.score import Scorer, ScoreSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -53,11 +64,29 @@ def settings_of(tables) -> dict:
     return out
 
 
+def with_fingerprint(settings: dict) -> dict:
+    """``settings`` with the ``"batches"`` and ``"backend"`` of a Scorer built with them (no cell is scored)."""
+    fields = {f.name for f in dataclasses.fields(ScoreSettings)}
+    typed = {k: (tuple(ast.literal_eval(v)) if k == "betas" and isinstance(v, str) else v)
+             for k, v in settings.items() if k in fields}
+    scorer = Scorer(ScoreSettings(**typed), references=Path(os.devnull))
+    return {**settings, "batches": scorer.reference_settings["batches"],
+            "backend": scorer.reference_settings["backend"]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", nargs="+", default=None, help="score tables (default: the committed real-shape ones)")
     p.add_argument("--name", default="nb201_cifar10_default")
+    p.add_argument("--fingerprint", metavar="NAME", help="only refresh the batches/backend of references/NAME.json")
     args = p.parse_args(argv)
+    if args.fingerprint:
+        path = reference.REFERENCES / f"{args.fingerprint}.json"
+        ref = json.loads(path.read_text())
+        ref["settings"] = with_fingerprint(ref["settings"])
+        path.write_text(json.dumps(ref, indent=0) + "\n")
+        print(f"{path}: batches {ref['settings']['batches']}, backend {ref['settings']['backend']}")
+        return 0
     if args.tables:
         paths = [Path(t) for t in args.tables]
         ntk = pd.read_csv(paths[0]).drop_duplicates("arch")
@@ -78,7 +107,7 @@ def main(argv=None) -> int:
             continue
         terms.append(name)
     source = f"{len(table)} NB201 cells: {', '.join(p.name for p in paths)} (benchmarks/build_reference.py)"
-    ref = reference.build(table, settings_of([ntk, *others]), terms, source)
+    ref = reference.build(table, with_fingerprint(settings_of([ntk, *others])), terms, source)
     out = reference.REFERENCES / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(ref, indent=0) + "\n")

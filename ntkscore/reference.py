@@ -13,12 +13,15 @@ the product of the cell's quantiles. References are JSON files in ``ntkscore/ref
     {"settings": {...ScoreSettings fields that change the values...}, "source": "how it was made",
      "terms": {"<term>": [sorted values], ...}}
 
-A reference applies only to scores made with the same settings (:data:`IRRELEVANT` fields aside); with none,
-:func:`reference_aggregates` returns nothing and the caller says so.
+A reference applies only to scores made with the same settings (:data:`IRRELEVANT` fields aside), on the same
+images (``"batches"``, :func:`batch_fingerprint` of the NTK and zero-cost batches: another image file or a
+different downsampling is another population) and on the same JAX backend (``"backend"``: a GPU's TF32 kernels
+are not the CPU's); with none, :func:`reference_aggregates` returns nothing and the caller says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +35,17 @@ REFERENCES = Path(__file__).with_name("references")
 IRRELEVANT = ("primary", "engine", "logit_chunk", "betas", "kernels", "proxies", "family", "fisher_batch_size")
 """Settings that do not change a term's value (the engines agree to float32 rounding; the kernel set and β only
 add other metrics, and so does the NTK family), so a reference made under any of them applies."""
+
+
+def batch_fingerprint(*arrays) -> str:
+    """The first 16 hex digits of SHA-256 over each array's dtype, shape and bytes: equal only for bitwise-equal
+    batches."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _relevant(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,8 +63,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def find(settings: Mapping[str, Any], directory: Path = REFERENCES) -> dict[str, Any] | None:
-    """The reference whose settings equal ``settings`` (a :class:`~ntkscore.score.ScoreSettings` as a dict) on
-    every field outside :data:`IRRELEVANT`, or ``None``."""
+    """The reference whose settings equal ``settings`` (a :class:`~ntkscore.score.ScoreSettings` as a dict, with
+    ``"batches"`` and ``"backend"``) on every field outside :data:`IRRELEVANT`, or ``None``."""
     wanted = _relevant(settings)
     for path in sorted(Path(directory).glob("*.json")):
         ref = _load(path)

@@ -60,11 +60,11 @@ def test_scorer_ranks_a_cell_within_a_reference(tmp_path):
     """End to end on the tiny network: a reference built from three scored cells turns the rank aggregates into
     per-cell metrics (and the default into ``Score.value``); without one, ``value`` says why it is missing."""
     import json
-    from dataclasses import asdict
+    from dataclasses import replace
 
     from conftest import TINY_SETTINGS
 
-    from ntkscore.score import DEFAULT_SCORE, Scorer, ScoreSettings
+    from ntkscore.score import Scorer, ScoreSettings
 
     settings = ScoreSettings(**TINY_SETTINGS, proxy_batch_size=8)
     cells = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|",
@@ -72,14 +72,21 @@ def test_scorer_ranks_a_cell_within_a_reference(tmp_path):
              "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"]
     plain = Scorer(settings, references=tmp_path)
     rows = pd.DataFrame([plain(c).metrics for c in cells])
-    ref = reference.build(rows, {**asdict(settings), "input_size": 8}, TERMS, "test")
+    ref = reference.build(rows, plain.reference_settings, TERMS, "test")
     (tmp_path / "tiny.json").write_text(json.dumps(ref))
+    images = tmp_path / "images.npz"
+    np.savez(images, x=np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8),
+             y=np.arange(40) % 10)
+    other_images = Scorer(replace(settings, inputs="data"), images=images, references=tmp_path)
+    assert other_images.reference_settings["batches"] != plain.reference_settings["batches"]
+    assert other_images.reference is None  # another batch is another population
     s = Scorer(settings, references=tmp_path)(cells[2])
     name = "rank(ntk,pattern,jacobian,correlation)"
     expected = sum(np.log(reference.quantile(ref["terms"][t], float(composite.TERMS[t](s.metrics))))
                    for t in composite.AGGREGATES[name])
     name = composite.AGGREGATE_PREFIX + name
     assert s.metrics[name] == pytest.approx(expected)
-    assert s.value == s.metrics[DEFAULT_SCORE]
+    aggregate = {"primary": name}
+    assert replace(s, settings={**s.settings, **aggregate}).value == s.metrics[name]
     with pytest.raises(KeyError, match="no reference sample"):
-        plain(cells[2]).value
+        replace(plain(cells[2]), settings={**s.settings, **aggregate}).value
