@@ -22,11 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ntkscore import evaluate, family
+from ntkscore import evaluate, family, formula
 from ntkscore.data import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {"test_acc": "NB201 clean", "val_pgd_8.0_acc": "PGD-8", "autoattack": "AutoAttack"}
+TARGETS = {"test_acc": "NB201 clean", "val_pgd_8.0_acc": "PGD-8", "autoattack": "AutoAttack",
+           "robustness_residual": "robustness residual", "pgd8/clean": "PGD-8 / clean"}
+"""The accuracies, the robustness residual (:func:`ntkscore.evaluate.robustness_residual`, within each table) and
+the fraction of the clean accuracy kept under PGD-8."""
 QUANTITIES = family.PROXIES + family.LAYER_AGGREGATES + ("lambda_min", "condition", "trace", "bound",
                                                           "effective_rank") + family.DECILES
 RUNS = (
@@ -37,18 +40,25 @@ RUNS = (
     "  (the 488 committed real-shape cells in a seeded random order; default settings otherwise)",
     "gzip -c runs/family/space.csv > benchmarks/results/ntk_family_space.csv.gz; "
     "gzip -c runs/family/real.csv > benchmarks/results/ntk_family_real.csv.gz",
+    "ntkscore rank --sample 500 --sample-seed 2 --channels 8 --cells 1 --input-size 16 --batch-size 64 --no-proxies "
+    "--kernels robust --out runs/batch/cheap_b64.csv  (and the same with --batch-size 16 --out runs/batch/cheap_b16.csv; "
+    "gzipped to benchmarks/results/batch_size_b64.csv.gz, batch_size_b16.csv.gz: the batch-size report)",
 )
 """How the committed tables were scored (the report regenerates from them without re-scoring)."""
 BOOTSTRAP_MAX_CELLS = 1000
 """Tables of at most this many cells get a bootstrap 95% CI of τ (larger ones: the CI is ±0.01 or less)."""
-SINGLE = ("features.lambda_min", "zc.meco", "baseline.params", "baseline.flops")
+SINGLE = ("features.lambda_min", "zc.meco", "baseline.params", "baseline.flops", "robustness", "value")
 """Columns without a clean/robust pair, shown once."""
 
 
 def study(label: str, path: Path, root: Path, n_boot: int) -> tuple[list[str], pd.DataFrame]:
     scores = pd.read_csv(path)
+    scores = scores.assign(**formula.formula_scores(scores))  # the shipped scores, where their metrics are here
     joined, _ = evaluate.join_benchmarks(scores, root / "nasrobbench201" / "cifar10.csv",
                                          root / "nb201" / "cifar10_clean_acc.csv")
+    joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],
+                                                                            joined["val_acc"]),
+                           **{"pgd8/clean": joined["val_pgd_8.0_acc"] / joined["val_acc"]})
     columns = [f"{k}.{q}" for q in QUANTITIES for k in family.KERNELS if f"{k}.{q}" in joined]
     columns += [c for c in SINGLE if c in joined]
     n_boot = n_boot if len(joined) <= BOOTSTRAP_MAX_CELLS else 0
@@ -96,12 +106,13 @@ def main(argv=None) -> int:
     p.add_argument("--scores", nargs="+", required=True, help="LABEL=FILE score tables from 'ntkscore rank'")
     p.add_argument("--data", default=None, help="benchmark data directory (default $NTKSCORE_DATA)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ntk_family.md"))
+    p.add_argument("--title", default="The NTK family against robust and clean accuracy")
     p.add_argument("--bootstrap", type=int, default=300, help="bootstrap resamples of τ's CI (small tables only)")
     args = p.parse_args(argv)
     root = data_dir(args.data)
     command = "python benchmarks/ntk_family.py " + " ".join(f'"{a}"' if " " in a else a
                                                             for a in (argv if argv is not None else sys.argv[1:]))
-    lines = ["# The NTK family against robust and clean accuracy", "", f"Command: `{command}`", "",
+    lines = [f"# {args.title}", "", f"Command: `{command}`", "",
              "Kendall τ, Spearman ρ and top-5% precision (the fraction of the top 5% by score that is in the top 5% "
              "by accuracy) on CIFAR-10. *on X*: the quantity of the clean batch's kernels; *on A(X)*: of the PGD-7 "
              "(ε = 8/255) batch's. Oriented so that larger = predicted better for condition numbers and bounds "
