@@ -12,11 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ntkscore import composite
 from ntkscore.cli import main
+from ntkscore.score import DEFAULT_SCORE
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = composite.DEFAULT
+DEFAULT = DEFAULT_SCORE
 
 
 def run(argv=None) -> int:
@@ -71,12 +71,13 @@ def summarise(path: Path, requested: int) -> str:
              "(condition numbers and bound terms negated). Full table: correlations.md.", "",
              "| score | " + " | ".join(wide.columns) + " |", "|---|" + "---|" * len(wide.columns)]
     lines += [f"| {name} | " + " | ".join(row) + " |" for name, row in wide.iterrows()]
-    ntk = table[~table.score.str.startswith(("baseline.", "proxy.", "composite.", "aggregate.", "zc."))]
+    ntk = table[~table.score.str.startswith(("baseline.", "proxy.", "composite.", "aggregate.", "zc.", "value",
+                                             "robustness"))]
     best = order.index[0]
     best_ntk = ntk[ntk.metric == "val_pgd_8.0_acc"].sort_values("kendall_tau").iloc[-1]
     lines += ["", f"Best score against PGD-8 accuracy: **{best}** (τ = {order.iloc[0]:.3f}); best pure NTK quantity: "
               f"**{best_ntk.score}** (τ = {best_ntk.kendall_tau:.3f}); ntkscore's default {DEFAULT} "
-              f"(issue #6): τ = {order.get(DEFAULT, float('nan')):.3f}; #params: "
+              f"τ = {order.get(DEFAULT, float('nan')):.3f}; #params: "
               f"τ = {order.get('baseline.params', float('nan')):.3f}.", "",
               "Paper's claim (robust-NTK λ_min tracks robust accuracy better than the clean NTK's λ_min):", ""]
     robust_scores = [s for s in ntk.score.unique() if s.endswith(".lambda_min")  # K_all@0 is K itself

@@ -6,7 +6,7 @@
 The data flows through the modules in this order: space → network → data/attack → ntk → theory → score → cli.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .ntk import empirical_ntk_fn, ntk_pairs  # noqa: E402
 from .score import Score, Scorer, ScoreSettings, score, score_model  # noqa: E402

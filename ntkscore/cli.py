@@ -103,14 +103,18 @@ def _score_table(result) -> str:
             kernels.setdefault(kernel, {})[quantity] = value
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
     primary = result.settings.get("primary", "")
-    value = f"{result.metrics[primary]:.6g} ({primary})" if primary in result.metrics else f"- ({primary} not computed)"
-    robust = result.settings.get("kernels") in ("robust", "all")
-    if primary.startswith(AGGREGATE_PREFIX) and primary not in result.metrics and robust:
-        value = (f"- ({primary}: a rank aggregate, and no reference sample of NB201 cells exists for these settings; "
-                 "rank a population with 'ntkscore rank' + 'ntkscore correlate', see ntkscore.reference)")
+
+    def shown(get, name):
+        try:
+            return f"{get():.6g} ({name})"
+        except KeyError as err:
+            return f"- ({err.args[0]})"
+
+    value = shown(lambda: result.value, primary)
+    robustness = shown(lambda: result.robustness, "robustness: NTK prediction of the accuracy kept under attack")
     candidates = "  ".join(f"{n.removeprefix(PREFIX).removeprefix(AGGREGATE_PREFIX)} {v:.4g}" for n, v in result.metrics.items()
                            if n.startswith((PREFIX, AGGREGATE_PREFIX)) and n != primary)
-    lines = [f"arch     {result.arch}", f"score    {value}", f"params   {result.metrics['params']:.0f}    "
+    lines = [f"arch     {result.arch}", f"score    {value}", f"robust   {robustness}", f"params   {result.metrics['params']:.0f}    "
              f"FLOPs {result.metrics['flops'] / 1e6:.2f} M    time {result.seconds:.1f} s",
              f"flags    {', '.join(result.flags) or '-'}", f"others   {candidates or '-'}"]
     zero_cost = "  ".join(f"{n.removeprefix('zc.')} {v:.5g}" for n, v in result.metrics.items() if n.startswith("zc."))
@@ -180,13 +184,27 @@ def cmd_rank(args) -> int:
     finally:
         bar.close()
     print(f"{new} new cells scored; {len(archs)} in {args.out}")
+    _print_top(args.out, set(a.to_string() for a in archs))
     return 0
+
+
+def _print_top(path, archs, k: int = 5) -> None:
+    """The ``k`` best cells of the run by each shipped score (the columns ``value`` and ``robustness``)."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    table = table[table["arch"].isin(archs)]
+    for name in ("value", "robustness"):
+        if name not in table or table[name].isna().all():
+            continue
+        print(f"best {min(k, len(table))} of {len(table)} by {name}:")
+        print(table.nlargest(k, name)[["arch", name, "params"]].to_string(index=False))
 
 
 def cmd_correlate(args) -> int:
     import pandas as pd
 
-    from . import benchmarks, composite, evaluate
+    from . import benchmarks, composite, evaluate, formula
     from .data import data_dir
 
     scores = pd.read_csv(args.scores)
@@ -195,6 +213,11 @@ def cmd_correlate(args) -> int:
     missing = {k: v for k, v in composite.composite_scores(scores).items() if k not in scores}
     scores = scores.assign(**missing)  # files written before a candidate existed get it from their columns
     scores = scores.assign(**composite.aggregate_scores(scores))  # rank aggregates over this file's cells
+    scores = scores.assign(**composite.aggregate_controls(scores))  # … without each NTK term, and params for it
+    scores = scores.assign(**{k: v for k, v in formula.formula_scores(scores).items() if k not in scores})
+    for f in formula.SHIPPED:  # each term of a shipped score: without it, and with log #params in its place
+        if f.name in scores and f.weights:
+            scores = scores.assign(**formula.controls(f, scores))
     root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
     robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
     nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
@@ -202,7 +225,13 @@ def cmd_correlate(args) -> int:
     joined, baselines = evaluate.join_benchmarks(scores, robbench, nb201, None if str(proxies) == "none" else proxies,
                                                  args.metrics or benchmarks.ROBBENCH_METRICS)
     metrics = list(args.metrics or benchmarks.ROBBENCH_METRICS) + ["test_acc"]
-    columns = args.score or [c for c in scores.columns if "." in c and not c.startswith("setting.")]
+    if {"val_pgd_8.0_acc", "val_acc"} <= set(joined.columns):  # what robustness predicts
+        joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],
+                                                                                joined["val_acc"]),
+                               **{"pgd8/clean": joined["val_pgd_8.0_acc"] / joined["val_acc"]})
+        metrics += ["robustness_residual", "pgd8/clean"]
+    columns = args.score or [c for c in scores.columns if ("." in c or c.startswith(("value", "robustness")))
+                             and not c.startswith("setting.")]
     table = evaluate.correlate(joined, columns + baselines, metrics, n_boot=args.bootstrap, seed=0)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

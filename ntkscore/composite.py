@@ -1,4 +1,4 @@
-"""Candidate robustness scores built from one cell's theory quantities, with fixed equal weights (nothing fitted).
+"""Candidate robustness scores from one cell's theory quantities with fixed equal weights, and rank aggregates.
 
 Each candidate maps a cell's metrics (a :class:`ntkscore.score.Score`'s ``metrics``, a dict, or a pandas row or
 table of such columns) to one number, larger = predicted more robust. Products of positive quantities are taken in
@@ -8,55 +8,23 @@ log space, so a candidate's ranking does not change when any factor is rescaled 
 * ``robust_lambda_min`` ``λ_min(K̃_ε)`` — the robust NTK's smallest eigenvalue (Theorem 1's kernel for β = 1);
 * ``robust_condition``  ``−log κ(K̃_ε)`` — scale-free conditioning, ``κ = λ_max/λ_min``;
 * ``robust_bound``      ``−log sqrt(yᵀ K̃_ε⁻¹ y / n)`` — the label-aware data term of the Cao & Gu bound;
-* ``robust_lambda_min+params`` ``log λ_min(K̃_ε) + log #params`` — the NTK term times capacity: the bounds of
-  Cao & Gu and of Wu et al. (Theorem 1) hold for an over-parameterised network and their width-dependent terms
-  shrink as the width grows, which for a fixed macro-skeleton is what #params measures (AZ-NAS, likewise, adds a
-  complexity term to its trainability and expressivity terms);
-* ``robust_bound+params`` ``−log bound(K̃_ε) + log #params``.
+* ``robust_lambda_min+params``, ``robust_bound+params``: the same ``+ log #params`` (the bounds of Cao & Gu and of
+  Wu et al. hold for over-parameterised networks, and their width-dependent terms shrink as #params grows);
+* ``robust_lambda_min/trace``, ``robust_lambda_min/trace+params``: λ_min of the trace-normalised kernel (the trace
+  ``Σ_i ‖∂f(x_i)/∂θ‖²`` is the kernel's overall scale, which training's learning rate absorbs);
+* ``robust_bound/trace+params`` ``−log bound(K̃_ε / tr K̃_ε) + log #params`` (``bound(K/c) = sqrt(c)·bound(K)``),
+  the ``ntk`` term of the aggregates;
+* ``cells_lambda_min``, ``cells_lambda_min/trace+params``, ``cells_bound/trace+params``: the same on the *cell
+  kernel* ``K̃_ε,cells``, the part of K̃_ε from the searched cells' own parameters (``K_rob/cells.*``).
 
-Round 2 (session 4, added after round 1's results were seen — see the report): scale normalisation, and AZ-NAS-style
-rank aggregation. The trace is the kernel's overall scale ``Σ_i ‖∂f(x_i)/∂θ‖²``; dividing by it leaves its shape:
-
-* ``robust_lambda_min/trace``  ``log λ_min(K̃_ε) − log tr K̃_ε`` — λ_min of the trace-normalised robust kernel;
-* ``robust_lambda_min/trace+params`` the same ``+ log #params``;
-* ``robust_bound/trace+params`` ``−log bound(K̃_ε / tr K̃_ε) + log #params``, the label-aware term of the kernel
-  rescaled to unit trace: ``bound(K/c) = sqrt(c)·bound(K)``, so this is ``−log bound − ½ log tr + log #params``.
-  The raw bound falls whenever the kernel is merely larger (a larger gradient scale at initialisation, which
-  training's learning rate absorbs); at unit trace it measures how well the labels align with the kernel's
-  leading eigendirections, the part of the bound that is about the architecture's function space. Chosen as the
-  default in session 4 (development split, ``benchmarks/results/robust_score.md``).
-
-Round 3 (session 4, after the per-group split showed that the head and stem carry most of K̃_ε's trace but little
-of its signal, and the cell stages the opposite — a look at the test split, so round 3 is judged on fresh cells
-scored at the real shape, see the README): the same quantities on the *cell kernel* ``K̃_ε,cells``, the part of
-K̃_ε that comes from the searched cells' own parameters (``K_rob/cells.*``, :func:`ntkscore.score.group_scores`):
-
-* ``cells_lambda_min`` ``log λ_min(K̃_ε,cells)``;
-* ``cells_lambda_min/trace+params`` ``log λ_min(K̃_ε,cells) − log tr K̃_ε,cells + log #params``;
-* ``cells_bound/trace+params`` ``−log bound(K̃_ε,cells / tr K̃_ε,cells) + log #params``.
-
-The rank aggregates (:data:`AGGREGATES`, :func:`aggregate_scores`) need a population of cells, not one cell: with
-``r_t(a) ∈ [1, N]`` the rank of cell ``a`` among ``N`` cells under term ``t`` (1 = worst, ties averaged), AZ-NAS
-(Lee & Ham, CVPR 2024) scores ``Σ_t log(r_t(a)/N)``, so a cell must be good under every term to score well and no
-term's units or spread matter. The terms (:data:`TERMS`) are the theory quantities above.
-
-Round 4 (session 5, fixed after a look at the development split only): the NTK score ``ntk`` =
-``robust_bound/trace+params`` aggregated with three zero-cost factors of the NTK that :mod:`ntkscore.proxies`
-computes — ``pattern`` (log-det of the activation-pattern kernel, the empirical ``Σ̇`` of the NTK recursion; NASWOT),
-``jacobian`` (decorrelation of the input Jacobians, which carry an input perturbation to the output; jacob_cov) and
-``paths`` (log path norm; synflow): ``rank(ntk,pattern)``, ``rank(ntk,pattern,jacobian)``,
-``rank(ntk,pattern,paths)`` and ``rank(ntk,pattern,jacobian,paths)``. ``rank(pattern,jacobian,paths)`` is an
-ablation (:data:`ABLATIONS`: what the NTK term adds), never a candidate.
-
-Round 5 (session 6, fixed after a look at 500 development cells only): the same aggregates with a fourth factor,
-``correlation`` (``zc.meco``, :mod:`ntkscore.proxies`: ``Σ_l C_l · mean_i λ_min`` of each ReLU layer's channel
-correlation — the NTK theory's λ_min argument applied to the features of every layer):
-``rank(ntk,correlation)``, ``rank(ntk,pattern,correlation)``, ``rank(ntk,jacobian,correlation)`` and
-``rank(ntk,pattern,jacobian,correlation)``; the same without ``ntk`` are ablations.
-
-Which candidate is the default (:data:`DEFAULT`) was chosen on a fixed development split of the NB201 space and is
-reported on the rest (``benchmarks/robust_score.py``, ``benchmarks/results/robust_score.md``). A rank aggregate is
-a rank within a population; for a single cell :mod:`ntkscore.reference` ranks it within a stored reference sample.
+The rank aggregates (:data:`AGGREGATES`, :func:`aggregate_scores`) need a population of cells: with ``r_t(a) ∈
+[1, N]`` the rank of cell ``a`` among ``N`` cells under term ``t`` (1 = worst, ties averaged), AZ-NAS (Lee & Ham,
+CVPR 2024) scores ``Σ_t log(r_t(a)/N)``, so a cell must be good under every term to score well. The terms
+(:data:`TERMS`) are the theory quantities above and the zero-cost terms of :mod:`ntkscore.proxies`: ``pattern``
+(NASWOT), ``jacobian`` (jacob_cov), ``paths`` (log synflow) and ``correlation`` (``zc.meco``).
+:func:`aggregate_controls` gives, for each aggregate with an NTK term, the same without it and with log #params in
+its place. For a single cell, :mod:`ntkscore.reference` ranks it within a stored reference sample. The per-cell
+scores a user gets by default are :mod:`ntkscore.formula`'s, not these.
 """
 
 from __future__ import annotations
@@ -99,11 +67,7 @@ CANDIDATES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 PREFIX = "composite."
 AGGREGATE_PREFIX = "aggregate."
 NTK_SCORE = "robust_bound/trace+params"
-"""The best per-cell NTK candidate (session 4's default): the ``ntk`` term of the round-4 aggregates."""
-DEFAULT = AGGREGATE_PREFIX + "rank(ntk,jacobian,correlation)"
-"""The default score's metric name (``Score.value``): ``Σ_t log F_t`` over the NTK score, the input-Jacobian term
-and the feature-correlation term — chosen in session 6 on the development split (``benchmarks/robust_score.py``;
-session 5's was ``rank(ntk,pattern,jacobian)``)."""
+"""The per-cell NTK candidate used as the ``ntk`` term of the aggregates."""
 
 TERMS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "trainability": lambda m: _log(m["K_rob.lambda_min"]),
@@ -117,9 +81,9 @@ TERMS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "correlation": lambda m: np.asarray(m["zc.meco"], np.float64),
 }
 """Oriented terms (larger = better) of the rank aggregates: ``λ_min(K̃_ε)``, ``−bound(K̃_ε)``, ``−κ(K̃_ε)``,
-``#params``; and (round 4) the NTK score ``robust_bound/trace+params`` with three factors of the NTK that
-:mod:`ntkscore.proxies` computes: the activation-pattern kernel's log-determinant (NASWOT), the input-Jacobian
-decorrelation (jacov) and the path norm (log synflow); (round 5) the layers' feature-correlation λ_min (MeCo)."""
+``#params``, the NTK score ``robust_bound/trace+params``, and the zero-cost terms of :mod:`ntkscore.proxies`:
+the activation-pattern kernel's log-determinant (NASWOT), the input-Jacobian decorrelation (jacov), the path norm
+(log synflow) and the layers' feature-correlation λ_min (``zc.meco``)."""
 AGGREGATES: dict[str, tuple[str, ...]] = {
     "rank(trainability,complexity)": ("trainability", "complexity"),
     "rank(trainability,generalisation,complexity)": ("trainability", "generalisation", "complexity"),
@@ -138,9 +102,32 @@ AGGREGATES: dict[str, tuple[str, ...]] = {
     "rank(jacobian,correlation)": ("jacobian", "correlation"),
     "rank(pattern,jacobian,correlation)": ("pattern", "jacobian", "correlation"),
 }
-ABLATIONS = ("rank(pattern,jacobian,paths)", "rank(pattern,correlation)", "rank(jacobian,correlation)",
-             "rank(pattern,jacobian,correlation)")
-"""Aggregates reported to show what a term adds (here: the NTK term), never candidates for the default."""
+NTK_TERMS = ("trainability", "generalisation", "conditioning", "ntk")
+"""The :data:`TERMS` computed from the NTK (the others are zero-cost terms and #params)."""
+
+
+def aggregate_controls(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """For each :data:`AGGREGATES` entry holding an NTK term ``t``, over the cells of ``table``: the aggregate
+    without ``t`` (``"aggregate.<name> − t"``) and with ``complexity`` (log #params) in its place
+    (``"aggregate.<name>: params for t"``). A term carries signal only where the aggregate beats both."""
+    terms = {}
+    for name, fn in TERMS.items():
+        try:
+            terms[name] = np.asarray(fn(table), np.float64)
+        except KeyError:
+            continue
+    out = {}
+    for name, needed in AGGREGATES.items():
+        if not all(t in terms for t in needed):
+            continue
+        for t in [t for t in needed if t in NTK_TERMS]:
+            rest = [u for u in needed if u != t]
+            if rest:
+                out[f"{AGGREGATE_PREFIX}{name} − {t}"] = log_rank_sum([terms[u] for u in rest])
+            swapped = list(dict.fromkeys("complexity" if u == t else u for u in needed))
+            if swapped != rest:
+                out[f"{AGGREGATE_PREFIX}{name}: params for {t}"] = log_rank_sum([terms[u] for u in swapped])
+    return out
 
 
 def composite_scores(metrics: Mapping[str, Any]) -> dict[str, Any]:

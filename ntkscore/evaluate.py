@@ -16,9 +16,9 @@ from scipy.stats import kendalltau, spearmanr
 
 from . import benchmarks, cost
 from .benchmarks import canonical_keys
+from .formula import LOWER_IS_BETTER
 from .space import Arch
 
-LOWER_IS_BETTER = ("condition", "bound", "tenas_condition")
 TOP_FRACTIONS = (0.01, 0.05, 0.10)
 
 
@@ -55,6 +55,43 @@ def join_benchmarks(scores: pd.DataFrame, robbench, nb201, proxies=None,
         joined = join(joined, table)
         baselines += [f"proxy.{c}" for c in names]
     return joined, baselines
+
+
+DEV_FRACTION, SPLIT_SEED = 0.2, 0
+"""The fixed development split: 20% of the benchmarked CIFAR-10 cells, by a permutation seeded with 0."""
+
+
+def benchmarked_keys(root) -> list[str]:
+    """Sorted isomorphism keys of the cells that every CIFAR-10 table under the data directory ``root`` covers
+    (NAS-RobBench-201, NB201 clean accuracy, the published zero-cost proxies): the population of the split."""
+    root = Path(root)
+    tables = [benchmarks.load_robbench_csv(root / "nasrobbench201" / "cifar10.csv"),
+              benchmarks.load_table(root / "nb201" / "cifar10_clean_acc.csv", ["test_acc"]),
+              benchmarks.load_table(root / "zero_cost" / "nb201_cifar10_proxies.csv")]
+    keys = None
+    for t in tables:
+        t = t.dropna()
+        k = set(canonical_keys(t["arch_str"]))
+        keys = k if keys is None else keys & k
+    return sorted(keys)
+
+
+def development_keys(root, fraction: float = DEV_FRACTION, seed: int = SPLIT_SEED) -> set[str]:
+    """The development split's keys: the first ``round(fraction · N)`` of a ``seed``-ed permutation of
+    :func:`benchmarked_keys` (N = 6285 cells on CIFAR-10: 1257 development, 5028 test). Anything chosen (a
+    default, a weight) is chosen on these cells only and reported on the rest."""
+    keys = benchmarked_keys(root)
+    order = np.random.default_rng(seed).permutation(keys)
+    return set(order[: int(round(fraction * len(keys)))])
+
+
+def robustness_residual(robust, clean) -> np.ndarray:
+    """The robustness residual: the rank of ``robust`` accuracy (e.g. PGD-8) left after a least-squares line on
+    the rank of ``clean`` accuracy, ``r(robust) − (a + b·r(clean))`` over the given cells (ranks in [0, 1]). It
+    orders cells by how much more of their accuracy survives the attack than their clean accuracy predicts."""
+    r, c = (pd.Series(np.asarray(v, np.float64)).rank(pct=True).to_numpy() for v in (robust, clean))
+    b, a = np.polyfit(c, r, 1)
+    return r - (a + b * c)
 
 
 def top_k_precision(score, target, fraction: float) -> float:

@@ -14,7 +14,9 @@ attack noise (so every cell of a ranking sees the same weights of the shared sup
    NASI, KNAS, LGA, the Fisher spectrum of VKDNW, per-layer spectra in :attr:`Score.layers`);
 5. the zero-cost terms ``zc.*`` (:mod:`ntkscore.proxies`) on a batch of their own, the candidates ``composite.*``
    (:mod:`ntkscore.composite`) and, against a stored reference sample, the rank aggregates ``aggregate.*``
-   (:mod:`ntkscore.reference`) — the default score :data:`DEFAULT_SCORE` among them.
+   (:mod:`ntkscore.reference`);
+6. the two shipped per-cell scores of :mod:`ntkscore.formula`: ``value`` (:attr:`Score.value`, predicted PGD-8
+   accuracy) and ``robustness`` (:attr:`Score.robustness`, predicted robustness residual, from NTK quantities).
 
 Metric names are ``"<kernel>.<quantity>"``, e.g. ``"K.lambda_min"``, ``"K_rob.bound"``, ``"K_rob_all@0.5.condition"``
 (``K_rob`` = K̃_ε, ``K_rob2`` = K̃_2ε, ``K_all@β`` = K_all(β), ``K_rob_all@β`` = K̃_all(β)).
@@ -30,13 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import attack, composite, cost, data, network, pipeline, proxies, reference, theory
+from . import attack, composite, cost, data, formula, network, pipeline, proxies, reference, theory
 from . import family as family_lib
 from .ntk import OUTPUT_MODES, _NoContext, ntk_pairs
 from .pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
 from .space import OPS, Arch, as_arch
 
-DEFAULT_SCORE = composite.DEFAULT
+DEFAULT_SCORE = formula.VALUE.name
 PROXY_KEY = 1
 """``fold_in`` constant of the proxies' batch key (:mod:`ntkscore.proxies`), beside the NTK's three keys."""
 
@@ -117,19 +119,29 @@ class Score:
 
     @property
     def value(self) -> float:
-        """The primary score (``settings["primary"]``, by default :data:`DEFAULT_SCORE`)."""
-        name = self.settings.get("primary", DEFAULT_SCORE)
-        robust = self.settings.get("kernels") in ("robust", "all", None)
-        if name not in self.metrics and name.startswith(composite.AGGREGATE_PREFIX) and robust:
-            raise KeyError(f"the primary score {name!r} is a rank aggregate: a cell's rank among other cells, and no "
-                           "reference sample of NB201 cells (ntkscore.reference) exists for these settings; rank a "
-                           "population with ntkscore.rank and composite.aggregate_scores, or pick a per-cell score, "
-                           f"e.g. score[{composite.PREFIX + composite.NTK_SCORE!r}]")
-        if name not in self.metrics:
-            raise KeyError(f"the primary score {name!r} was not computed with kernels="
-                           f"{self.settings.get('kernels')!r} (robust scores need kernels='robust' or 'all'); "
-                           f"pick one of the metrics, e.g. score['K.lambda_min']")
-        return self.metrics[name]
+        """The primary score (``settings["primary"]``, by default ``"value"``: :data:`ntkscore.formula.VALUE`)."""
+        return self._metric(self.settings.get("primary", DEFAULT_SCORE))
+
+    @property
+    def robustness(self) -> float:
+        """The NTK robustness score ``"robustness"`` (:data:`ntkscore.formula.ROBUSTNESS`): larger = more of the
+        clean accuracy predicted to survive the attack."""
+        return self._metric(formula.ROBUSTNESS.name)
+
+    def _metric(self, name: str) -> float:
+        if name in self.metrics:
+            return self.metrics[name]
+        shipped = {f.name: f for f in formula.SHIPPED}
+        if name in shipped:
+            missing = [t for t in shipped[name].weights if t not in self.metrics]
+            raise KeyError(f"{name!r} needs the metrics {missing}, not computed with these settings (kernels="
+                           f"{self.settings.get('kernels')!r}, proxies={self.settings.get('proxies')!r})")
+        if name.startswith(composite.AGGREGATE_PREFIX):
+            raise KeyError(f"{name!r} is a rank aggregate: a cell's rank among other cells, and no reference sample "
+                           "of NB201 cells (ntkscore.reference) matches these settings and images; rank a population "
+                           "with ntkscore.rank and composite.aggregate_scores, or use the per-cell score['value']")
+        raise KeyError(f"{name!r} was not computed with kernels={self.settings.get('kernels')!r}; pick one of the "
+                       "metrics, e.g. score['K.lambda_min']")
 
     def __getitem__(self, name: str) -> float:
         return self.metrics[name]
@@ -256,11 +268,16 @@ class Scorer:
         self.attack_fn = CellNetwork(self.config, input_gradients_only=True)
         k_init, k_batch, self._attack_key = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
         self.params = network.init(k_init, self.config)
-        self.reference = reference.find({**asdict(settings), "input_size": self.config.input_size}, references)
         self.x, self.y = self._batch(k_batch, settings.batch_size, data_dir, images)
+        batches = (self.x, self.y)
         if settings.proxies:  # their own, larger batch (a key of its own: the NTK's keys stay as they were)
             k_proxy = jax.random.fold_in(jax.random.PRNGKey(settings.seed), PROXY_KEY)
             self.proxy_x = self._batch(k_proxy, settings.proxy_batch_size, data_dir, images)[0]
+            batches += (self.proxy_x,)
+        self.reference_settings = {**asdict(settings), "input_size": self.config.input_size,
+                                   "batches": reference.batch_fingerprint(*batches), "backend": jax.default_backend()}
+        """What a reference sample must match (:func:`ntkscore.reference.find`): the settings, the images, the backend."""
+        self.reference = reference.find(self.reference_settings, references)
 
     def _batch(self, key, size: int, data_dir, images):
         info = data.dataset_info(self.settings.dataset)
@@ -328,6 +345,7 @@ class Scorer:
         metrics["flops"] = float(cost.flops(arch, self.config))
         metrics.update(composite.composite_scores(metrics))
         metrics.update(reference.reference_aggregates(metrics, self.reference))
+        metrics.update(formula.formula_scores(metrics))
         if arch.is_dead:
             flags = ("dead_cell",) + flags
         elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
@@ -387,4 +405,5 @@ def score_model(apply_fn: Callable[[Any, jax.Array], jax.Array], params, x, y, *
     metrics, flags = kernel_scores(kernels, np.asarray(y), out.shape[1], s.betas, s.output)
     metrics["params"] = float(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
     metrics.update(composite.composite_scores(metrics))
+    metrics.update(formula.formula_scores(metrics))
     return Score(None, metrics, flags, asdict(s))

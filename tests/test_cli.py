@@ -43,7 +43,8 @@ def test_score_table_shows_the_primary_score_and_the_kernel_rows(capsys, monkeyp
     assert main(["score", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert DEFAULT_SCORE in lines["score"] and "no reference sample" in lines["score"] and "paper" in lines["others"]
+    assert lines["score"].split()[1] == f"{float(lines['score'].split()[1]):.6g}" and DEFAULT_SCORE in lines["score"]
+    assert "robustness" in lines["robust"] and "paper" in lines["others"]
     assert {"K", "K_rob", "K_rob_all@1"} <= set(lines) and "composite" not in lines
 
 
@@ -64,4 +65,6 @@ def test_correlate_adds_candidates_and_rank_aggregates(tmp_path, data_dir, capsy
     table = pd.read_csv(out / "correlations.csv")
     assert "composite.robust_bound/trace+params" in set(table.score)
     assert "aggregate.rank(trainability,generalisation,complexity)" in set(table.score)
+    assert "aggregate.rank(trainability,generalisation,complexity) − generalisation" in set(table.score)
+    assert {"robustness_residual", "pgd8/clean"} <= set(table.metric)
     assert "cells joined; correlations with" in capsys.readouterr().out

@@ -23,9 +23,22 @@ def test_candidates_follow_their_formulas():
     assert got["composite.robust_bound/trace+params"] == pytest.approx(math.log(1000.0 / (0.5 * 4.0)))
     # the cell-kernel candidates need the K_rob/cells.* metrics of the layerwise engine, absent here
     assert set(got) == {composite.PREFIX + n for n in composite.CANDIDATES if not n.startswith("cells_")}
-    name = composite.DEFAULT
-    assert name.removeprefix(composite.PREFIX) in composite.CANDIDATES or \
-        name.removeprefix(composite.AGGREGATE_PREFIX) in composite.AGGREGATES
+
+
+def test_aggregate_controls_drop_or_swap_each_ntk_term():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({**{k: rng.uniform(0.5, 2.0, 30) * v for k, v in METRICS.items()},
+                          "zc.jacov": rng.normal(size=30), "zc.meco": rng.uniform(1, 2, 30)})
+    got = composite.aggregate_controls(table)
+    name = "aggregate.rank(ntk,jacobian,correlation)"
+    terms = {t: composite.TERMS[t](table) for t in ("jacobian", "correlation", "complexity")}
+    np.testing.assert_allclose(got[f"{name} − ntk"], composite.log_rank_sum([terms["jacobian"], terms["correlation"]]))
+    np.testing.assert_allclose(got[f"{name}: params for ntk"], composite.log_rank_sum(
+        [terms["complexity"], terms["jacobian"], terms["correlation"]]))
+    # complexity is already a term: swapping trainability for it is the same as dropping it, so no second column
+    assert "aggregate.rank(trainability,complexity) − trainability" in got
+    assert "aggregate.rank(trainability,complexity): params for trainability" not in got
+    assert not any("jacobian,correlation) − jacobian" in k for k in got)  # only NTK terms get controls
 
 
 def test_rescaling_a_factor_does_not_change_a_ranking_and_dead_cells_rank_last():

@@ -6,7 +6,7 @@ import pytest
 from conftest import TINY_SETTINGS
 from dataclasses import replace
 
-from ntkscore import composite, ntk
+from ntkscore import composite, formula, ntk
 from ntkscore.score import Score, Scorer, ScoreSettings, score, score_model
 
 MIXED = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -29,8 +29,14 @@ def test_scores_are_finite_deterministic_and_one_program(scorer):
     assert ntk.ntk_pairs._cache_size() - before <= 1 and ntk.ntk_pairs._cache_size() == after_first
     assert a.metrics == b.metrics
     assert all(np.isfinite(v) for v in a.metrics.values())
-    with pytest.raises(KeyError, match="no reference sample"):  # the default is a rank within a reference sample
-        a.value
+    assert a.value == a.metrics["value"] == formula.VALUE(a.metrics)  # per cell: no reference sample needed
+    assert a.robustness == a.metrics["robustness"] == formula.ROBUSTNESS(a.metrics)
+    without = Scorer(ScoreSettings(**{**TINY_SETTINGS, "proxies": False}))(MIXED)
+    with pytest.raises(KeyError, match="'value' needs the metrics"):
+        without.value
+    aggregate = replace(a, settings={**a.settings, "primary": "aggregate.rank(ntk,jacobian,correlation)"})
+    with pytest.raises(KeyError, match="no reference sample"):  # a rank aggregate needs a population
+        aggregate.value
     ntk_score = composite.PREFIX + composite.NTK_SCORE
     assert replace(a, settings={**a.settings, "primary": ntk_score}).value == a.metrics[ntk_score]
     assert a.metrics["composite.paper"] == a.metrics["K_rob_all@1.lambda_min"] > 0
@@ -77,8 +83,9 @@ def test_per_group_shares_sum_to_one_and_unused_groups_are_zero(scorer):
 def test_clean_only_and_fgsm_settings():
     clean = score(MIXED, **TINY_SETTINGS, kernels="clean")
     assert "K_rob.lambda_min" not in clean.metrics and "K.lambda_min" in clean.metrics
-    with pytest.raises(KeyError, match="needs? kernels='robust' or 'all'|robust scores need"):
-        clean.value
+    assert clean.value == clean.metrics["value"]  # zc.meco: no robust kernel needed
+    with pytest.raises(KeyError, match=r"'robustness' needs the metrics \['K_all@0.5.trace'\]"):
+        clean.robustness
     fgsm = score(MIXED, **TINY_SETTINGS, attack="fgsm")
     assert np.isfinite(fgsm[composite.PREFIX + composite.NTK_SCORE])
 
