@@ -114,8 +114,9 @@ def _score_table(result) -> str:
     robustness = shown(lambda: result.robustness, "robustness: NTK prediction of the accuracy kept under attack")
     candidates = "  ".join(f"{n.removeprefix(PREFIX).removeprefix(AGGREGATE_PREFIX)} {v:.4g}" for n, v in result.metrics.items()
                            if n.startswith((PREFIX, AGGREGATE_PREFIX)) and n != primary)
-    lines = [f"arch     {result.arch}", f"score    {value}", f"robust   {robustness}", f"params   {result.metrics['params']:.0f}    "
-             f"FLOPs {result.metrics['flops'] / 1e6:.2f} M    time {result.seconds:.1f} s",
+    lines = [f"arch     {result.arch}", f"score    {value}", f"robust   {robustness}",
+             f"params   {result.metrics['params']:.0f}    FLOPs {result.metrics['flops'] / 1e6:.2f} M    "
+             f"time {result.seconds:.1f} s",
              f"flags    {', '.join(result.flags) or '-'}", f"others   {candidates or '-'}"]
     zero_cost = "  ".join(f"{n.removeprefix('zc.')} {v:.5g}" for n, v in result.metrics.items() if n.startswith("zc."))
     if zero_cost:

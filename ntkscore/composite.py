@@ -106,16 +106,22 @@ NTK_TERMS = ("trainability", "generalisation", "conditioning", "ntk")
 """The :data:`TERMS` computed from the NTK (the others are zero-cost terms and #params)."""
 
 
-def aggregate_controls(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """For each :data:`AGGREGATES` entry holding an NTK term ``t``, over the cells of ``table``: the aggregate
-    without ``t`` (``"aggregate.<name> − t"``) and with ``complexity`` (log #params) in its place
-    (``"aggregate.<name>: params for t"``). A term carries signal only where the aggregate beats both."""
+def computable_terms(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Every :data:`TERMS` entry whose inputs are in ``table``, as float64 arrays."""
     terms = {}
     for name, fn in TERMS.items():
         try:
             terms[name] = np.asarray(fn(table), np.float64)
         except KeyError:
             continue
+    return terms
+
+
+def aggregate_controls(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """For each :data:`AGGREGATES` entry holding an NTK term ``t``, over the cells of ``table``: the aggregate
+    without ``t`` (``"aggregate.<name> − t"``) and with ``complexity`` (log #params) in its place
+    (``"aggregate.<name>: params for t"``). A term carries signal only where the aggregate beats both."""
+    terms = computable_terms(table)
     out = {}
     for name, needed in AGGREGATES.items():
         if not all(t in terms for t in needed):
@@ -159,11 +165,6 @@ def aggregate_scores(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``{"aggregate.<name>": Σ_t log(r_t/N)}`` over the cells of ``table`` (columns of a score file) for every
     :data:`AGGREGATES` entry whose terms can be computed. Ranks are within ``table``: the value of a cell depends
     on which other cells are in it, so compare aggregates only within one table."""
-    terms = {}
-    for name, fn in TERMS.items():
-        try:
-            terms[name] = np.asarray(fn(table), np.float64)
-        except KeyError:
-            continue
+    terms = computable_terms(table)
     return {AGGREGATE_PREFIX + name: log_rank_sum([terms[t] for t in needed])
             for name, needed in AGGREGATES.items() if all(t in terms for t in needed)}

@@ -76,7 +76,8 @@ def _repair(path: Path) -> None:
 def finished(path: str | os.PathLike, settings: dict | None = None) -> tuple[list[str], set[str]]:
     """Header and the arch strings already in ``path`` (after repairing a torn last line).
 
-    With ``settings``, raise ``ValueError`` if the file's rows were produced with different ones.
+    With ``settings``, raise ``ValueError`` if the file's rows were produced with different ones or by another
+    version of ntkscore (whose values, and columns, may differ).
     """
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
@@ -97,6 +98,10 @@ def finished(path: str | os.PathLike, settings: dict | None = None) -> tuple[lis
                     if stored is not None and stored != ("" if value is None else str(value)):
                         raise ValueError(f"{path} was produced with {key}={stored}, this run has {value}; "
                                          "use another --out file or the same settings")
+                version = row.get(VERSION_COLUMN)
+                if version and version != __version__:  # other score values, maybe other columns
+                    raise ValueError(f"{path} was produced by ntkscore {version}, this is {__version__}; "
+                                     "use another --out file")
             done.add(row["arch"])
     return header, done
 

@@ -48,6 +48,9 @@ def test_settings_mismatch_is_refused(tmp_path):
         finished(out, {"seed": 0})
     out.write_text("arch,K.lambda_min,setting.seed,setting.primary\n" + CELLS[0] + ",1.0,0,K.lambda_min\n")
     assert finished(out, {"seed": 0, "primary": "K.trace"})[1] == {CELLS[0]}  # the primary metric changes no value
+    out.write_text("arch,K.lambda_min,setting.seed,ntkscore_version\n" + CELLS[0] + ",1.0,0,0.0.1\n")
+    with pytest.raises(ValueError, match="produced by ntkscore 0.0.1"):  # another version: other values, columns
+        finished(out, {"seed": 0})
 
 
 def test_selection_and_arch_files(tmp_path):
