@@ -1,6 +1,6 @@
-"""Four published zero-cost proxies of an NB201 cell, natively in JAX: the terms the NTK score is aggregated with.
+"""Four zero-cost proxies of an NB201 cell, natively in JAX (three as published, one a variant of MeCo).
 
-Each is a factor of, or a close relative of, the NTK at initialisation (the module's reason to exist here):
+They are not NTK quantities; each is computed here because it is related to the NTK at initialisation:
 
 * **Activation-pattern kernel** (NASWOT, Mellor et al. 2021). With ``c_u(x) = 1[h_u(x) > 0]`` the on/off state of
   ReLU unit ``u`` (``h_u`` its *input*), over all ReLU units of the network::
@@ -36,7 +36,8 @@ Each is a factor of, or a close relative of, the NTK at initialisation (the modu
   the λ_min argument of the NTK theory (a kernel's smallest eigenvalue bounds how fast gradient descent fits,
   Du et al. 2019; the paper's ``λ_min(K̃)``) applied to each layer's feature Gram: channels that are not linear
   combinations of each other. Published MeCo uses one image and every module's output; ours averages over the
-  batch and weights each ReLU layer by its width (``C_l λ_min ∈ [0, C_l]``).
+  batch and weights each ReLU layer by its width (``C_l λ_min ∈ [0, C_l]``): ``zc.meco`` is this variant, not the
+  published number.
 
 Conventions where ours differ from the published tables (``../shared/data/zero_cost``, computed with PyTorch):
 BN statistics of the batch are held constant when differentiating (our NTK's convention, so each sample's
