@@ -98,3 +98,21 @@ def test_join_on_isomorphism_class():
     bench = pd.DataFrame({"arch_str": [other_member.to_string()], "acc": [0.7]})
     joined = evaluate.join(scores, bench)
     assert len(joined) == 1 and joined["acc"].iloc[0] == 0.7
+
+
+def test_development_split_is_the_fixed_20_percent(data_dir):
+    keys = evaluate.benchmarked_keys(data_dir)
+    dev = evaluate.development_keys(data_dir)
+    assert len(keys) == 6285 and len(dev) == 1257 and dev <= set(keys)
+    assert dev == evaluate.development_keys(data_dir) != evaluate.development_keys(data_dir, seed=1)
+
+
+def test_robustness_residual_is_what_clean_accuracy_does_not_explain():
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(size=500)
+    np.testing.assert_allclose(evaluate.robustness_residual(2 * clean + 1, clean), 0.0, atol=1e-12)
+    extra = rng.uniform(size=500)
+    residual = evaluate.robustness_residual(clean + extra, clean)
+    clean_rank = pd.Series(clean).rank(pct=True).to_numpy()
+    assert abs(np.corrcoef(residual, clean_rank)[0, 1]) < 1e-10  # least squares: orthogonal to the clean rank
+    assert np.corrcoef(residual, extra)[0, 1] > 0.6

@@ -58,3 +58,16 @@ def test_shipped_weights_are_those_of_the_recorded_study():
     for f in formula.SHIPPED:
         assert list(f.weights) == list(recorded[f.name])
         assert dict(f.weights) == pytest.approx(recorded[f.name], rel=1e-5)
+
+
+def test_controls_drop_a_term_or_put_log_params_in_its_place_with_its_spread():
+    t, _ = _table()
+    t = t.assign(params=np.exp(3 * t["noise"]))
+    f = formula.Formula("f", {"zc.jacov": 2.0, "K.trace": 1.0})
+    got = formula.controls(f, t)
+    np.testing.assert_allclose(got["f − K.trace"], 2.0 * t["zc.jacov"])
+    # log #params scaled to K.trace's spread: w · σ(log tr K) / σ(log #params) = 1 · 1 / 3 (to sampling error)
+    swapped = got["f: params for K.trace"] - 2.0 * t["zc.jacov"]
+    scale = np.std(np.log(t["K.trace"])) / np.std(np.log(t["params"]))
+    np.testing.assert_allclose(swapped, scale * np.log(t["params"]), rtol=1e-10)
+    assert 0.25 < scale < 0.42
