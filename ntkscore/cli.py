@@ -200,6 +200,12 @@ def _print_top(path, archs, k: int = 5) -> None:
             continue
         print(f"best {min(k, len(table))} of {len(table)} by {name}:")
         print(table.nlargest(k, name)[["arch", name, "params"]].to_string(index=False))
+    if {"value", "robustness"} <= set(table.columns):
+        from .rank import pareto_front
+
+        front = table[pareto_front(table[["value", "robustness"]])].sort_values("value", ascending=False)
+        print(f"{len(front)} cells on the Pareto front of value and robustness:")
+        print(front[["arch", "value", "robustness", "params"]].to_string(index=False))
 
 
 def cmd_correlate(args) -> int:

@@ -182,3 +182,20 @@ def expand_to_all(scores, index_to_arch: dict[int, str]):
     out.insert(0, "arch_index", indices)
     out.insert(1, "arch_str", [index_to_arch[i] for i in indices])
     return pd.DataFrame(out)
+
+
+def pareto_front(objectives) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``objectives`` (cells × objectives, larger = better): a cell is on
+    the front when no other cell is at least as good in every objective and better in one. A row with a NaN
+    objective is never on it. ``pareto_front(table[["value", "robustness"]])`` is the trade-off between predicted
+    robust accuracy and the NTK's robustness prediction."""
+    v = np.asarray(objectives, np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"objectives must be a (cells, objectives) array, got shape {v.shape}")
+    valid = np.isfinite(v).all(axis=1)
+    front = valid.copy()
+    for i in np.flatnonzero(valid):
+        others = v[valid]
+        dominated = np.any(np.all(others >= v[i], axis=1) & np.any(others > v[i], axis=1))
+        front[i] = not dominated
+    return front

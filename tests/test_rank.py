@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -99,3 +100,16 @@ def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path):
     assert sorted(final["arch"]) == sorted(CELLS) and final["arch"].is_unique
     assert list(final["arch"][: len(rows_before)]) == list(rows_before["arch"])
     assert (final["setting.batch_size"] == 4).all()
+    assert f"best 5 of {len(CELLS)} by value:" in done.stdout and "by robustness:" in done.stdout
+    front = done.stdout.split("on the Pareto front of value and robustness:")[1]
+    assert all(a in final["arch"].tolist() for a in front.split() if a.startswith("|"))
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_cells():
+    from ntkscore.rank import pareto_front
+
+    v = np.array([[3, 1], [1, 3], [2, 2], [1, 1], [3, 1], [np.nan, 9], [2, 1.5]])
+    # (1, 1) is dominated by all; (2, 1.5) by (2, 2); the two (3, 1) tie and dominate neither each other
+    assert pareto_front(v).tolist() == [True, True, True, False, True, False, False]
+    with pytest.raises(ValueError, match="cells, objectives"):
+        pareto_front(np.ones(3))
