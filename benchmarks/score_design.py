@@ -1,24 +1,26 @@
 """Recorded study: the shipped per-cell scores ``value`` (predicted PGD-8 accuracy) and ``robustness`` (predicted
-robustness residual), chosen on the development split, reported on the test split with their controls.
+robustness residual), chosen on development cells, reported on test cells with their controls.
 
-    python benchmarks/score_design.py            # from the committed whole-space tables; no scoring
+    python benchmarks/score_design.py            # from the committed tables; no scoring (~1 min)
+    python benchmarks/score_design.py --development-only    # select and report without reading any test cell
 
-Inputs (committed, gzipped; :data:`RUNS` are the commands that scored them): the NTK quantities of every unique
-cell at the cheap settings (C = 8, N = 1, 16×16, B = 20, PGD-7 ε = 8/255, kernels K, K̃_ε, K̄_ε, the NTK family)
-and the zero-cost terms of every cell (C = 16, N = 1, 16×16, 64 images), joined by cell; the real-shape tables
-(C = 16, N = 5, 32×32, B = 16) for a transfer check on the test cells among them.
+Protocol, fixed before the test cells were read. The CIFAR-10 cells are split by
+:func:`ntkscore.evaluate.development_keys` (1257 development, 5028 test). The shipped formulas are chosen at the
+default settings, on the development cells of the committed real-shape tables (:data:`REAL_TABLES`,
+:data:`REAL_PROXIES`: C16 N5, 32×32, B = 16): :func:`ntkscore.fit.forward_selection` picks the terms of ``value``
+from :data:`ZERO_COST_REAL` and :data:`NTK_REAL` (5-fold cross-validated τ against PGD-8; at most
+:data:`REAL_MAX_TERMS` terms, each with a gain ≥ :data:`REAL_MIN_GAIN`), and an NTK term stays only if its
+formula's cross-validated τ beats both controls, the same formula without it and with log #params in its place;
+``robustness`` is selected the same way from :data:`NTK_REAL` alone against the robustness residual
+(:func:`ntkscore.evaluate.robustness_residual`: the PGD-8 rank after a line on the NAS-RobBench-201
+clean-accuracy rank, computed within each split). The weights are least-squares fits on those development cells,
+written to ``benchmarks/results/score_design.json``, which :mod:`ntkscore.formula` ships.
 
-Protocol, fixed before the test split was read: the cells are split by :func:`ntkscore.evaluate.development_keys`
-(1257 development, 5028 test). On the development cells only, :func:`ntkscore.fit.forward_selection` picks the
-terms of ``value`` from the zero-cost terms, #params, FLOPs and the NTK quantities (:data:`ZERO_COST`,
-:data:`NTK`; 5-fold cross-validated τ against PGD-8, gain ≥ 0.002 per term); an NTK term stays only if its
-formula's cross-validated τ beats both controls, the same formula without it and with log #params in its place.
-``robustness`` is selected the same way from the NTK quantities alone against the robustness residual
-(:func:`ntkscore.evaluate.robustness_residual`, PGD-8 rank after a line on the NAS-RobBench-201 clean-accuracy
-rank, computed within each split). The weights are least-squares fits on all development cells and are written
-to ``benchmarks/results/score_design.json``, which :mod:`ntkscore.formula` ships. Every control formula is refitted
-on the development cells the same way. The NTK family (:data:`FAMILY`) is a reported variant of each pool, not a
-candidate for the shipped scores (it is off by default: it costs 1.23× and needs one cell per device step).
+The same protocol is then run at the cheap settings over the whole space (:data:`KERNEL_TABLE`: NTK quantities and
+the NTK family of every unique cell at C = 8, N = 1, 16×16, B = 20; :data:`PROXY_TABLE`: the zero-cost terms of
+every cell at C = 16, N = 1, 16×16; :data:`RUNS` scored them), with the per-group NTK terms, ``features.lambda_min``
+and, as a variant, the NTK family in the pools. Those ``cheap:`` formulas are reported, not shipped; the shipped
+ones are also measured there. Every control formula is refitted on the development cells the same way.
 Writes ``benchmarks/results/score_design.{md,csv,json}``.
 """
 
