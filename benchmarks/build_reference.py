@@ -7,7 +7,7 @@
         #   → ntkscore/references/nb201_cifar10_default.json
     ntkscore rank --sample 300 --inputs random --channels 8 --cells 1 --batch-size 8 --out runs/quickstart.csv
     ntkscore rank --archs <its 300 cells> --inputs random --channels 8 --cells 1 --batch-size 8 --kernels none \
-        --out runs/quickstart_zc.csv     # (session 6) the zero-cost terms again, now with zc.meco
+        --out runs/quickstart_zc.csv     # the zero-cost terms of the same cells
     python benchmarks/build_reference.py --tables runs/quickstart.csv runs/quickstart_zc.csv \
         --name nb201_random_quickstart
         # the README's quick-start settings (random inputs, no data files needed)

@@ -1,4 +1,4 @@
-"""Recorded study (issue #6): which cheap scoring settings reproduce the real-shape rankings, at what cost.
+"""Recorded study: which cheap scoring settings reproduce the real-shape rankings, at what cost.
 
     python benchmarks/cheap_settings.py --run    # score the 300 real-shape cells under each setting (resumable)
     python benchmarks/cheap_settings.py          # the report only, from runs/settings/
@@ -44,7 +44,7 @@ SETTINGS = {
 """The settings measured. Wider or deeper cheap networks cost too much for the rule: a probe of 8 cells
 (``ntkscore rank --archs`` of the first 8 of the 300, median s per cell after the first) gave 1.32 s for C16 N1
 16×16 B = 16 and 1.73 s for C8 N5 16×16 B = 16 (2.4 h and 3.1 h for the whole space), against 0.26 s and 0.48 s
-for C8 N1 16×16 at B = 10 and 20; their transfer was not measured (no time left in session 4)."""
+for C8 N1 16×16 at B = 10 and 20; their transfer was not measured."""
 TWO_SEEDS = ("C8N1-16px-B10", "C8N1-16px-B20")
 QUANTITIES = ("K.lambda_min", "K_rob.lambda_min", "K_rob2.lambda_min", "K_rob.condition", "K_rob.bound",
               "K.trace", "K_rob.effective_rank", "composite.robust_bound+params")
@@ -80,7 +80,7 @@ STUDIES = {
                      ("zc.naswot", "zc.jacov", "zc.synflow"), tuple(PROXY_SETTINGS), 0.5, 0.98, "proxy_settings",
                      "cheap_settings_proxies.md", "the three zero-cost terms only (`--kernels none`), 64 images"),
 }
-"""``ntk``: the NTK quantities (session 4). ``proxies``: the zero-cost terms of :mod:`ntkscore.proxies` (session 5),
+"""``ntk``: the NTK quantities. ``proxies``: the zero-cost terms of :mod:`ntkscore.proxies`,
 with a tighter budget (they accompany an NTK run; the real shape costs 0.98 s per cell for them, the median `seconds` of
 ``proxies_real.csv.gz``)."""
 
@@ -177,9 +177,9 @@ def main(argv=None) -> int:
     summary.to_csv(Path(args.out).with_suffix(".csv"), index=False)
     chosen = choose(summary, study.budget_hours)
     cost = summary.groupby("setting", sort=False).s_per_cell.first()
-    lines = ["# Cheap scoring settings: cost, transfer to the real shape, seed-to-seed stability (issue #6)", "",
+    lines = ["# Cheap scoring settings: cost, transfer to the real shape, seed-to-seed stability", "",
              "Command: `python benchmarks/cheap_settings.py " + " ".join(argv if argv is not None else sys.argv[1:])
-             + f"` (the score files in runs/{study.runs}/ come from `--run`; CPU: this session's 2-core VM)", "",
+             + f"` (the score files in runs/{study.runs}/ come from `--run`; CPU: a 2-core VM)", "",
              f"Cells: the {int(summary.cells.iloc[0])} cells of {study.real.relative_to(ROOT)} that have PGD-8 "
              f"accuracy (real shape: C16 N5, 32×32, B = 16, seed 0). All settings use {study.what}.",
              "Transfer = Kendall τ between a quantity at the cheap setting and at the real shape; seed τ = Kendall τ "

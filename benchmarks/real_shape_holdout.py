@@ -1,10 +1,10 @@
-"""Recorded check (issue #6): the candidates on fresh cells, scored at the real shape after every candidate was fixed.
+"""Recorded check: the candidates on fresh cells, scored at the real shape after every candidate was fixed.
 
     python benchmarks/real_shape_holdout.py --run --sample-seeds 2 3   # score the fresh cells (resumable), report
     python benchmarks/real_shape_holdout.py --sample-seeds 2 3         # the report only, from runs/holdout/real.csv
 
 The default was chosen on a development split of a cheap whole-space run, and the round-3 candidates were written
-after a look at that run's test split; neither had seen these cells. Round 4 (session 5: the NTK score aggregated
+after a look at that run's test split; neither had seen these cells. Round 4 (the NTK score aggregated
 with the zero-cost terms) was fixed and chosen on the development split before these cells' zero-cost terms
 (``--proxies``, ``benchmarks/results/proxies_real.csv.gz``) were computed. The cells are seeded samples of 100 unique
 cells (seeds 2 and 3; seed 3's were added after seed 2's had been reported) minus those of
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     default = DEFAULT_SCORE
     pgd = table[table.metric == "val_pgd_8.0_acc"].set_index("score").sort_values("kendall_tau", ascending=False)
     seconds = pd.to_numeric(scores["seconds"], errors="coerce")
-    lines = ["# Fresh cells at the real shape: the candidates after they were fixed (issue #6)", "",
+    lines = ["# Fresh cells at the real shape: the candidates after they were fixed", "",
              "Command: `python benchmarks/real_shape_holdout.py " + " ".join(argv if argv is not None else sys.argv[1:])
              + "`", "",
              f"{len(scores)} cells scored (seeded samples {', '.join(map(str, args.sample_seeds))} of {args.sample} "
