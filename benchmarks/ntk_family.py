@@ -6,7 +6,7 @@ variants side by side, with #params on the same cells.
                  "real shape=benchmarks/results/ntk_family_real.csv.gz"
 
 Each ``--scores`` entry is ``LABEL=FILE``, a score table written by ``ntkscore rank`` (the commands that made the
-recorded ones are in the report). The family is :mod:`ntkscore.family` (TE-NAS condition number, NASI trace, KNAS,
+recorded ones are in the report). The family is :mod:`ntkscore.kernels.family` (TE-NAS condition number, NASI trace, KNAS,
 LGA, the Fisher spectrum of VKDNW, per-layer NTK spectra) plus the paper's quantities of the same kernels and the
 per-layer feature Gram (``features.lambda_min``, computed in the zero-cost pass, so only where that pass ran).
 For each table and target (NB201 clean test accuracy, NAS-RobBench-201 PGD-8 and AutoAttack accuracy): Kendall τ,
@@ -22,13 +22,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ntkscore import evaluate, family, formula
-from ntkscore.data import data_dir
+from ntkscore.inputs.data import data_dir
+from ntkscore.kernels import family
+from ntkscore.scores import formula
+from ntkscore.study import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"test_acc": "NB201 clean", "val_pgd_8.0_acc": "PGD-8", "autoattack": "AutoAttack",
            "robustness_residual": "robustness residual", "pgd8/clean": "PGD-8 / clean"}
-"""The accuracies, the robustness residual (:func:`ntkscore.evaluate.robustness_residual`, within each table) and
+"""The accuracies, the robustness residual (:func:`ntkscore.study.evaluate.robustness_residual`, within each table) and
 the fraction of the clean accuracy kept under PGD-8."""
 QUANTITIES = family.PROXIES + family.LAYER_AGGREGATES + ("lambda_min", "condition", "trace", "bound",
                                                           "effective_rank") + family.DECILES
@@ -53,7 +55,8 @@ SINGLE = ("features.lambda_min", "zc.meco", "baseline.params", "baseline.flops",
 
 def study(label: str, path: Path, root: Path, n_boot: int) -> tuple[list[str], pd.DataFrame]:
     scores = pd.read_csv(path)
-    scores = scores.assign(**formula.formula_scores(scores))  # the shipped scores, where their metrics are here
+    shipped = pd.DataFrame(formula.formula_scores(scores), index=scores.index)  # where their metrics are here
+    scores = pd.concat([scores.drop(columns=[c for c in shipped if c in scores]), shipped], axis=1)
     joined, _ = evaluate.join_benchmarks(scores, root / "nasrobbench201" / "cifar10.csv",
                                          root / "nb201" / "cifar10_clean_acc.csv")
     joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
              "Kendall τ, Spearman ρ and top-5% precision (the fraction of the top 5% by score that is in the top 5% "
              "by accuracy) on CIFAR-10. *on X*: the quantity of the clean batch's kernels; *on A(X)*: of the PGD-7 "
              "(ε = 8/255) batch's. Oriented so that larger = predicted better for condition numbers and bounds "
-             "(negated); every other quantity as it is. Definitions: `ntkscore.family`.", "",
+             "(negated); every other quantity as it is. Definitions: `ntkscore.kernels.family`.", "",
              "The score tables were made by:", ""] + [f"- `{r.split('  (')[0]}`" + (f" ({r.split('  (')[1]}"
                                                                                      if "  (" in r else "")
                                                     for r in RUNS] + [""]

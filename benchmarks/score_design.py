@@ -5,16 +5,16 @@ robustness residual), chosen on development cells, reported on test cells with t
     python benchmarks/score_design.py --development-only    # select and report without reading any test cell
 
 Protocol, fixed before the test cells were read. The CIFAR-10 cells are split by
-:func:`ntkscore.evaluate.development_keys` (1257 development, 5028 test). The shipped formulas are chosen at the
+:func:`ntkscore.study.evaluate.development_keys` (1257 development, 5028 test). The shipped formulas are chosen at the
 default settings, on the development cells of the committed real-shape tables (:data:`REAL_TABLES`,
-:data:`REAL_PROXIES`: C16 N5, 32×32, B = 16): :func:`ntkscore.fit.forward_selection` picks the terms of ``value``
+:data:`REAL_PROXIES`: C16 N5, 32×32, B = 16): :func:`ntkscore.study.fit.forward_selection` picks the terms of ``value``
 from :data:`ZERO_COST_REAL` and :data:`NTK_REAL` (5-fold cross-validated τ against PGD-8; at most
 :data:`REAL_MAX_TERMS` terms, each with a gain ≥ :data:`REAL_MIN_GAIN`), and an NTK term stays only if its
 formula's cross-validated τ beats both controls, the same formula without it and with log #params in its place;
 ``robustness`` is selected the same way from :data:`NTK_REAL` alone against the robustness residual
-(:func:`ntkscore.evaluate.robustness_residual`: the PGD-8 rank after a line on the NAS-RobBench-201
+(:func:`ntkscore.study.evaluate.robustness_residual`: the PGD-8 rank after a line on the NAS-RobBench-201
 clean-accuracy rank, computed within each split). The weights are least-squares fits on those development cells,
-written to ``benchmarks/results/score_design.json``, which :mod:`ntkscore.formula` ships.
+written to ``benchmarks/results/score_design.json``, which :mod:`ntkscore.scores.formula` ships.
 
 The same protocol is then run at the cheap settings over the whole space (:data:`KERNEL_TABLE`: NTK quantities and
 the NTK family of every unique cell at C = 8, N = 1, 16×16, B = 20; :data:`PROXY_TABLE`: the zero-cost terms of
@@ -32,9 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ntkscore import composite, evaluate, family, fit, formula
-from ntkscore.benchmarks import canonical_keys
-from ntkscore.data import data_dir
+from ntkscore.inputs.data import data_dir
+from ntkscore.kernels import family
+from ntkscore.scores import formula
+from ntkscore.scores.aggregate import log_rank_sum
+from ntkscore.study import evaluate, fit
+from ntkscore.study.benchmarks import canonical_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -114,8 +117,15 @@ def controls_of(dev: pd.DataFrame, name: str, terms, target: str, ntk_terms) -> 
 
 
 def aggregate(part: pd.DataFrame, terms) -> np.ndarray:
-    """A rank aggregate Σ_t log(r_t/N) over ``part``'s cells (:func:`ntkscore.composite.log_rank_sum`)."""
-    return composite.log_rank_sum([formula.term(part, t) for t in terms])
+    """A rank aggregate Σ_t log(r_t/N) over ``part``'s cells (:func:`ntkscore.scores.aggregate.log_rank_sum`)."""
+    return log_rank_sum([formula.term(part, t) for t in terms])
+
+
+def ntk_term(part: pd.DataFrame) -> np.ndarray:
+    """The per-cell NTK score that serves as the ``ntk`` term of the NTK rank aggregate:
+    ``−log bound(K̃_ε / tr K̃_ε) + log #params = −log bound(K̃_ε) − ½ log tr K̃_ε + log #params``."""
+    return (formula.term(part, "K_rob.bound") - 0.5 * formula.term(part, "K_rob.trace")
+            + formula.term(part, "params"))
 
 
 def steps_text(title: str, steps, dropped) -> list[str]:
@@ -170,8 +180,8 @@ def with_columns(part: pd.DataFrame, formulas) -> pd.DataFrame:
             continue
         cols[n] = np.where(part[list(f.weights)].notna().all(axis=1), values, np.nan) if f.weights else values
     cols["rank(params,jacobian,correlation)"] = aggregate(part, ("params", "zc.jacov", "zc.meco"))
-    cols["rank(ntk,jacobian,correlation)"] = composite.log_rank_sum(
-        [composite.TERMS[t](part) for t in ("ntk", "jacobian", "correlation")])
+    cols["rank(ntk,jacobian,correlation)"] = log_rank_sum(
+        [ntk_term(part), formula.term(part, "zc.jacov"), formula.term(part, "zc.meco")])
     return part.assign(**cols)
 
 

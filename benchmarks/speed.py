@@ -11,10 +11,10 @@ heavy cell once (warm-up, includes compilation), then ``--repeats`` more times e
 wall time, the first call's time, the XLA backend-compile seconds and count for the whole run, and its peak RSS.
 ``kernels``: ``clean`` = K only (no attack); ``robust`` = PGD-7 + K, K̃_ε, K̄_ε; ``all`` = + the twice-perturbed
 batch and K̃_2ε, K̄_2ε (everything K_all/K̃_all need). The "before" engine is ``jacobian`` (per-sample Jacobians of
-the whole supernet, :mod:`ntkscore.ntk`), the "after" one ``layerwise`` (:mod:`ntkscore.layerwise`); the ratio
+the whole supernet, :mod:`ntkscore.kernels.ntk`), the "after" one ``layerwise`` (:mod:`ntkscore.kernels.layerwise`); the ratio
 table compares them within this run. Results: ``benchmarks/results/speed.md`` (+ ``speed.json``).
 
-``--arch-batches 1 8`` also measures the architecture-batched program (:mod:`ntkscore.pipeline`, layerwise engine
+``--arch-batches 1 8`` also measures the architecture-batched program (:mod:`ntkscore.kernels.pipeline`, layerwise engine
 only): each step scores ``A`` copies of the cell through ``Scorer.score_many``, and the per-cell time is the step's
 time divided by ``A``. On a GPU this is the accelerator path; the projected time for all 6466 unique cells is
 ``6466 × mean(light, mixed, heavy)`` (a rough figure: the real mix of cells is heavier than that mean on a CPU).
@@ -44,7 +44,7 @@ def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: 
     """One configuration in this process; returns its measurements."""
     import jax
 
-    from ntkscore.score import Scorer, ScoreSettings
+    from ntkscore.scores.scorer import Scorer, ScoreSettings
 
     compiles: list[float] = []
     jax.monitoring.register_event_duration_secs_listener(
@@ -95,7 +95,7 @@ def markdown(rows: list[dict], command: str) -> str:
            "configuration's own subprocess.", "",
            "*cells/step* > 1 is the architecture-batched program: per-cell time = step time ÷ cells/step. "
            "*6466 cells* projects 6466 × mean(light, mixed, heavy) per-cell time (rough).", "",
-           "*family*: the NTK family (`ntkscore.family`) on or off; the zero-cost terms are on in every row.",
+           "*family*: the NTK family (`ntkscore.kernels.family`) on or off; the zero-cost terms are on in every row.",
            "",
            "| device | engine | kernels | family | B | cells/step | light s | mixed s | heavy s | 6466 cells h "
            "| first call s | compile s | compiles | peak RSS GB |",
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     p.add_argument("--arch-batches", nargs="+", type=int, default=[1],
                    help="cells per device step (>1: the architecture-batched program, layerwise engine only)")
     p.add_argument("--family", nargs="+", choices=("on", "off"), default=["on"],
-                   help="with and/or without the NTK family (ntkscore.family); 'on off' measures its overhead")
+                   help="with and/or without the NTK family (ntkscore.kernels.family); 'on off' measures its overhead")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.md"))
     p.add_argument("--append", action="store_true", help="keep the rows already in --out's .json")

@@ -1,16 +1,22 @@
 """ntkscore: training-free NAS scores from clean and adversarial empirical NTKs (JAX).
 
     >>> import ntkscore
-    >>> ntkscore.score("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    >>> s = ntkscore.score("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    >>> s.value, s.robustness
 
-The data flows through the modules in this order: space → network → data/attack → ntk → theory → score → cli.
+The subpackages follow the data flow: ``cell`` (space, network, cost) → ``inputs`` (data, attack) → ``kernels``
+(NTK engines, the fused program, theory, the NTK family) → ``proxies`` (zero-cost terms) → ``scores`` (settings,
+scorer, formulas, result) → ``study`` (rank, benchmark tables, evaluation, fitting) → ``cli``.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
-from .ntk import empirical_ntk_fn, ntk_pairs  # noqa: E402
-from .score import Score, Scorer, ScoreSettings, score, score_model  # noqa: E402
-from .space import OPS, Arch, all_archs, unique_archs  # noqa: E402
+from .cell.space import OPS, Arch, all_archs, unique_archs  # noqa: E402
+from .kernels.ntk import empirical_ntk_fn, ntk_pairs  # noqa: E402
+from .scores.model import score_model  # noqa: E402
+from .scores.result import Score  # noqa: E402
+from .scores.scorer import Scorer, score  # noqa: E402
+from .scores.settings import ScoreSettings  # noqa: E402
 
 __all__ = ["OPS", "Arch", "Score", "ScoreSettings", "Scorer", "all_archs", "empirical_ntk_fn", "ntk_pairs",
            "score", "score_model", "unique_archs", "__version__"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,20 +12,23 @@ from . import __version__
 DEFAULT_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-def _enable_compilation_cache() -> None:
-    """Persist compiled programs between CLI runs (the first compile of a shape takes tens of seconds on a CPU)."""
-    import jax
-
-    path = os.environ.get("NTKSCORE_CACHE", str(Path.home() / ".cache" / "ntkscore" / "xla"))
-    if path.lower() != "off":
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
-def _parse_arch(text: str):
-    from .space import as_arch
+def _parse_arch(text: str, data=None):
+    """An NB201 string, 6 comma-separated op indices, or an NB201 index 0–15624 (looked up in the benchmark's
+    ``nb201/meta.json`` under the data directory)."""
+    from .cell.space import as_arch
 
     text = text.strip()
+    if text.isdigit():
+        from .inputs.data import data_dir
+        from .study.benchmarks import load_meta
+
+        path = data_dir(data) / "nb201" / "meta.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"an NB201 index needs the benchmark's index map {path}; give the cell as a string")
+        meta = load_meta(path).set_index("arch_index")["arch_str"]
+        if int(text) not in meta.index:
+            raise ValueError(f"NB201 index {text} is out of range; expected 0..{meta.index.max()}")
+        return as_arch(meta[int(text)])
     if text and all(part.strip().isdigit() for part in text.split(",")) and "," in text:
         return as_arch(tuple(int(p) for p in text.split(",")))
     return as_arch(text)
@@ -34,7 +36,9 @@ def _parse_arch(text: str):
 
 def _add_score_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scoring settings")
-    g.add_argument("--dataset", default="cifar10", help="cifar10 (default), cifar100 or ImageNet16-120")
+    g.add_argument("--dataset", default="cifar10",
+                   help="cifar10 (default), cifar100 or ImageNet16-120; the images are DATA/images/<dataset>_train.npz "
+                        "(cifar10: cifar10_train_5000.npz), see 'ntkscore data --help'")
     g.add_argument("--batch-size", type=int, default=16, help="images in the NTK batch (default 16)")
     g.add_argument("--seed", type=int, default=0, help="PRNG seed: initialisation, batch and attack noise")
     g.add_argument("--kernels", choices=["clean", "robust", "all", "none"], default="all",
@@ -44,7 +48,7 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--proxy-batch-size", type=int, default=64, help="images in the proxies' batch (default 64)")
     g.add_argument("--family", action="store_true",
                    help="also compute the NTK family (TE-NAS, NASI, KNAS, LGA, Fisher/VKDNW, per-layer spectra; see "
-                        "ntkscore.family; about 1.23x the time at the real shape)")
+                        "ntkscore.kernels.family; about 1.23x the time at the real shape)")
     g.add_argument("--fisher-batch-size", type=int, default=4,
                    help="images of the batch whose Fisher spectrum is computed (default 4)")
     g.add_argument("--beta", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="β values of the mixed kernels")
@@ -57,7 +61,8 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", choices=["layerwise", "jacobian"], default="layerwise",
                    help="NTK engine: layerwise (default, fastest) or per-sample Jacobians (the reference)")
     g.add_argument("--channels", type=int, default=16, help="C of the network (default 16)")
-    g.add_argument("--cells", type=int, default=5, help="N cells per stage (default 5)")
+    g.add_argument("--cells-per-stage", "--cells", dest="cells_per_stage", type=int, default=5,
+                   help="N cells per stage (default 5)")
     g.add_argument("--input-size", type=int, default=None,
                    help="image side (default: the dataset's, 32 for CIFAR); smaller sizes area-downsample the images")
     g.add_argument("--inputs", choices=["data", "random"], default="data",
@@ -77,65 +82,56 @@ def _arch_batch(text: str) -> int | None:
 
 
 def _settings(args):
-    from .score import ScoreSettings
+    from .scores.settings import ScoreSettings
 
+    if not 0.0 <= args.eps <= 255.0:
+        raise ValueError(f"--eps is in /255 pixel units and must be in 0..255 (8 is the benchmark's), got {args.eps:g}")
+    if args.step_size <= 0.0 and args.steps > 0:
+        raise ValueError(f"--step-size is in /255 pixel units and must be positive, got {args.step_size:g}")
+    if args.input_size is not None and (args.input_size < 4 or args.input_size % 4):
+        raise ValueError(f"--input-size must be a multiple of 4 and at least 4 (two stride-2 blocks), "
+                         f"got {args.input_size}")
     return ScoreSettings(dataset=args.dataset, batch_size=args.batch_size, seed=args.seed, kernels=args.kernels,
                          betas=tuple(args.beta), attack=args.attack, eps=args.eps / 255, step_size=args.step_size / 255,
                          steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
-                         channels=args.channels, cells_per_stage=args.cells, input_size=args.input_size,
+                         channels=args.channels, cells_per_stage=args.cells_per_stage, input_size=args.input_size,
                          proxies=args.proxies, proxy_batch_size=args.proxy_batch_size, family=args.family,
                          fisher_batch_size=args.fisher_batch_size)
 
 
 def _score_table(result) -> str:
-    from .family import KERNELS as FAMILY_KERNELS
-    from .family import LAYER_AGGREGATES, PROXIES
-    from .theory import SCORE_NAMES
-
-    FAMILY_SHOWN = PROXIES + LAYER_AGGREGATES
-    from .composite import AGGREGATE_PREFIX, PREFIX
+    """The summary (the two scores and what they mean), the zero-cost terms, the NTK family and the kernel table."""
+    from .kernels.family import KERNELS as FAMILY_KERNELS
+    from .kernels.family import LAYER_AGGREGATES, PROXIES
+    from .kernels.theory import SCORE_NAMES
 
     kernels: dict[str, dict[str, float]] = {}
     for name, value in result.metrics.items():
         kernel, _, quantity = name.rpartition(".")
-        if kernel and not name.startswith((PREFIX, AGGREGATE_PREFIX, "zc.", "features.")) and "/" not in kernel \
-                and "." not in kernel:  # per-group and per-layer aggregates: --json
-            kernels.setdefault(kernel, {})[quantity] = value
+        if kernel and not name.startswith(("zc.", "features.")) and "/" not in kernel and "." not in kernel:
+            kernels.setdefault(kernel, {})[quantity] = value  # per-group and per-layer quantities: --json
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
-    primary = result.settings.get("primary", "")
-
-    def shown(get, name):
-        try:
-            return f"{get():.6g} ({name})"
-        except KeyError as err:
-            return f"- ({err.args[0]})"
-
-    value = shown(lambda: result.value, primary)
-    robustness = shown(lambda: result.robustness, "robustness: NTK prediction of the accuracy kept under attack")
-    candidates = "  ".join(f"{n.removeprefix(PREFIX).removeprefix(AGGREGATE_PREFIX)} {v:.4g}" for n, v in result.metrics.items()
-                           if n.startswith((PREFIX, AGGREGATE_PREFIX)) and n != primary)
-    lines = [f"arch     {result.arch}", f"score    {value}", f"robust   {robustness}",
-             f"params   {result.metrics['params']:.0f}    FLOPs {result.metrics['flops'] / 1e6:.2f} M    "
-             f"time {result.seconds:.1f} s",
-             f"flags    {', '.join(result.flags) or '-'}", f"others   {candidates or '-'}"]
+    lines = [result.summary()]
     zero_cost = "  ".join(f"{n.removeprefix('zc.')} {v:.5g}" for n, v in result.metrics.items() if n.startswith("zc."))
     if zero_cost:
-        lines.append(f"proxies  {zero_cost}")
+        lines.append(f"{'proxies':<12}{zero_cost}")
     for kernel in FAMILY_KERNELS:
-        shown = [f"{q} {result.metrics[f'{kernel}.{q}']:.5g}" for q in FAMILY_SHOWN if f"{kernel}.{q}" in result.metrics]
+        shown = [f"{q} {result.metrics[f'{kernel}.{q}']:.5g}" for q in PROXIES + LAYER_AGGREGATES
+                 if f"{kernel}.{q}" in result.metrics]
         if shown:
-            lines.append(f"{'family':<9}{kernel}: " + "  ".join(shown))
-    lines.append("")
-    lines.append(f"{'kernel':<16}" + "".join(f"{c:>16}" for c in cols))
-    for kernel, values in kernels.items():
-        lines.append(f"{kernel:<16}" + "".join(f"{values.get(c, float('nan')):>16.6g}" for c in cols))
+            lines.append(f"{'family':<12}{kernel}: " + "  ".join(shown))
+    if kernels:
+        lines.append("")
+        lines.append(f"{'kernel':<16}" + "".join(f"{c:>16}" for c in cols))
+        for kernel, values in kernels.items():
+            lines.append(f"{kernel:<16}" + "".join(f"{values.get(c, float('nan')):>16.6g}" for c in cols))
     return "\n".join(lines)
 
 
 def cmd_score(args) -> int:
-    from .score import Scorer
+    from .scores.scorer import Scorer
 
-    archs = [_parse_arch(a) for a in args.arch]
+    archs = [_parse_arch(a, args.data) for a in args.arch]
     scorer = Scorer(_settings(args), data_dir=args.data, arch_batch=args.arch_batch)
     # one cell at a time streams each table as it is ready; batched steps come back together
     results = (scorer(a) for a in archs) if scorer.arch_batch == 1 else scorer.score_many(archs)
@@ -145,8 +141,8 @@ def cmd_score(args) -> int:
 
 
 def cmd_space(args) -> int:
-    from . import cost
-    from .space import all_archs, unique_archs
+    from .cell import cost
+    from .cell.space import all_archs, unique_archs
 
     if args.action == "list":
         archs = unique_archs() if args.unique else list(all_archs())
@@ -156,7 +152,7 @@ def cmd_space(args) -> int:
     if not args.arch:
         raise ValueError("give one or more architectures (NB201 strings or 6 comma-separated op indices)")
     for text in args.arch:
-        arch = _parse_arch(text)
+        arch = _parse_arch(text, args.data)
         info = {"arch": arch.to_string(), "ops": list(arch.ops), "canonical": arch.canonical().to_string(),
                 "canonical_key": arch.canonical_string(), "dead": arch.is_dead,
                 "params": cost.num_params(arch), "flops": cost.flops(arch)}
@@ -170,8 +166,8 @@ def cmd_space(args) -> int:
 def cmd_rank(args) -> int:
     from tqdm import tqdm
 
-    from .rank import rank, read_arch_file, select_archs
-    from .score import Scorer
+    from .scores.scorer import Scorer
+    from .study.rank import rank, read_arch_file, select_archs
 
     archs = read_arch_file(args.archs) if args.archs else None
     archs = select_archs(None if args.all else args.sample, args.sample_seed, archs)
@@ -201,54 +197,95 @@ def _print_top(path, archs, k: int = 5) -> None:
         print(f"best {min(k, len(table))} of {len(table)} by {name}:")
         print(table.nlargest(k, name)[["arch", name, "params"]].to_string(index=False))
     if {"value", "robustness"} <= set(table.columns):
-        from .rank import pareto_front
+        from .study.rank import pareto_front
 
         front = table[pareto_front(table[["value", "robustness"]])].sort_values("value", ascending=False)
         print(f"{len(front)} cells on the Pareto front of value and robustness:")
         print(front[["arch", "value", "robustness", "params"]].to_string(index=False))
 
 
+def cmd_data(args) -> int:
+    from .inputs.data import DATASETS, data_dir, npz_from_pickles
+
+    if args.action == "convert":
+        if not args.dataset or not args.files or not args.out:
+            raise ValueError("usage: ntkscore data convert DATASET FILE... --out OUT.npz")
+        images, classes = npz_from_pickles(args.files, args.out, args.dataset)
+        print(f"wrote {images} images of {classes} classes to {args.out}")
+        return 0
+    root = data_dir(args.data)
+    for name, info in DATASETS.items():
+        path = root / info.file
+        print(f"{name:<16}{path}  {'present' if path.is_file() else 'missing'}")
+    return 0
+
+
+CORRELATE_TARGET = "val_pgd_8.0_acc"
+"""The metric ``correlate`` prints and plots by default: NAS-RobBench-201 PGD-8 accuracy."""
+
+
+def _default_score_columns(columns) -> list[str]:
+    """The shipped scores and their controls, the zero-cost terms, #params, and the main quantities of each kernel."""
+    main = ("lambda_min", "bound", "trace", "condition", "effective_rank")
+    shipped = [c for c in columns if c.split(" ")[0].split(":")[0] in ("value", "robustness")]
+    kernel = [c for c in columns if "." in c and not c.startswith(("setting.", "zc.")) and "/" not in c
+              and c.rsplit(".", 1)[1] in main]
+    return shipped + [c for c in columns if c.startswith("zc.")] + kernel
+
+
 def cmd_correlate(args) -> int:
     import pandas as pd
+    from tqdm import tqdm
 
-    from . import benchmarks, composite, evaluate, formula
-    from .data import data_dir
+    from .inputs.data import data_dir
+    from .scores import formula
+    from .study import benchmarks, evaluate
 
     scores = pd.read_csv(args.scores)
     if "arch" not in scores.columns:
         raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
-    missing = {k: v for k, v in composite.composite_scores(scores).items() if k not in scores}
-    scores = scores.assign(**missing)  # files written before a candidate existed get it from their columns
-    scores = scores.assign(**composite.aggregate_scores(scores))  # rank aggregates over this file's cells
-    scores = scores.assign(**composite.aggregate_controls(scores))  # … without each NTK term, and params for it
-    scores = scores.assign(**{k: v for k, v in formula.formula_scores(scores).items() if k not in scores})
+    extra = {k: v for k, v in formula.formula_scores(scores).items() if k not in scores}
     for f in formula.SHIPPED:  # each term of a shipped score: without it, and with log #params in its place
-        if f.name in scores and f.weights:
-            scores = scores.assign(**formula.controls(f, scores))
+        if (f.name in scores or f.name in extra) and all(t in scores for t in f.weights):
+            extra.update(formula.controls(f, scores))
+    scores = pd.concat([scores, pd.DataFrame(extra, index=scores.index)], axis=1)
     root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
     robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
     nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
     proxies = args.proxies if args.proxies is not None else (root / "zero_cost" / "nb201_cifar10_proxies.csv")
     joined, baselines = evaluate.join_benchmarks(scores, robbench, nb201, None if str(proxies) == "none" else proxies,
                                                  args.metrics or benchmarks.ROBBENCH_METRICS)
+    dropped = len(scores) - len(joined)
+    print(f"{len(scores)} cells in {args.scores}; {len(joined)} joined with every benchmark table"
+          + (f" ({dropped} dropped: no row in NAS-RobBench-201, NB201 or the published proxies)" if dropped else ""))
+    if len(joined) < 3:
+        raise ValueError("fewer than 3 cells joined with the benchmark tables; nothing to correlate")
     metrics = list(args.metrics or benchmarks.ROBBENCH_METRICS) + ["test_acc"]
     if {"val_pgd_8.0_acc", "val_acc"} <= set(joined.columns):  # what robustness predicts
         joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],
                                                                                 joined["val_acc"]),
                                **{"pgd8/clean": joined["val_pgd_8.0_acc"] / joined["val_acc"]})
         metrics += ["robustness_residual", "pgd8/clean"]
-    columns = args.score or [c for c in scores.columns if ("." in c or c.startswith(("value", "robustness")))
-                             and not c.startswith("setting.")]
-    table = evaluate.correlate(joined, columns + baselines, metrics, n_boot=args.bootstrap, seed=0)
+    target = CORRELATE_TARGET if CORRELATE_TARGET in metrics else metrics[0]
+    metrics = [target] + [m for m in metrics if m != target]
+    columns = args.score or _default_score_columns(list(scores.columns))
+    bar = tqdm(total=len(columns + baselines) * len(metrics), unit="pair", desc="correlating", file=sys.stderr,
+               dynamic_ncols=True)
+    with bar:
+        table = evaluate.correlate(joined, columns + baselines, metrics, n_boot=args.bootstrap, seed=0,
+                                   progress=bar.update)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "correlations.csv", index=False)
     (out / "correlations.md").write_text(evaluate.to_markdown(table) + "\n")
+    shown = args.plot or [c for c in ("value", "robustness") if c in columns] + \
+        [c for c in columns if c not in ("value", "robustness")][:4] + baselines[:3]
     for metric in args.plot_metric:
-        evaluate.plot_rank_rank(joined, args.plot or columns[:6] + baselines[:3], metric, out / f"rank_rank_{metric}.png")
-    view = table[table.metric == metrics[0]].sort_values("kendall_tau", ascending=False)
-    print(f"{len(joined)} cells joined; correlations with {metrics[0]} (all metrics in {out}/correlations.md):")
-    print(view[["score", "n", "kendall_tau", "tau_lo", "tau_hi", "spearman_rho", "top5%"]].to_string(index=False))
+        evaluate.plot_rank_rank(joined, shown, metric, out / f"rank_rank_{metric}.png", stats=table)
+    view = table[table.metric == target].sort_values("kendall_tau", ascending=False)
+    print(f"Kendall τ [95% bootstrap CI] with {target} (every metric in {out}/correlations.md):")
+    print(view[["score", "n", "kendall_tau", "tau_lo", "tau_hi", "spearman_rho", "top1%", "top5%", "top1_acc"]]
+          .to_string(index=False))
     return 0
 
 
@@ -259,14 +296,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("space", help="list, convert and canonicalise NB201 cells")
     p.add_argument("action", choices=["list", "show", "canonical"])
-    p.add_argument("arch", nargs="*", help="NB201 strings or comma-separated op indices (show/canonical)")
+    p.add_argument("arch", nargs="*", help="NB201 strings, 6 comma-separated op indices, or NB201 indices 0-15624 "
+                   "(show/canonical)")
     p.add_argument("--unique", action="store_true", help="list one representative per isomorphism class")
     p.add_argument("--limit", type=int, default=None, help="list at most this many")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--data", default=None, help="data directory holding nb201/meta.json (for NB201 indices)")
     p.set_defaults(func=cmd_space)
 
-    p = sub.add_parser("score", help="score one or more cells and print their theory scores")
-    p.add_argument("arch", nargs="*", default=[DEFAULT_ARCH], help="NB201 strings (default: a mixed conv cell)")
+    p = sub.add_parser("data", help="where each dataset's images are expected, and converting the official releases",
+                       description="'ntkscore data where' lists the image file of each dataset under the data "
+                       "directory; 'ntkscore data convert DATASET FILE... --out OUT.npz' converts the official pickled "
+                       "batches (CIFAR python pickles, NB201's ImageNet16 batches) to ntkscore's .npz format.")
+    p.add_argument("action", choices=["where", "convert"])
+    p.add_argument("dataset", nargs="?", choices=["cifar10", "cifar100", "ImageNet16-120"])
+    p.add_argument("files", nargs="*", help="pickled batches to convert")
+    p.add_argument("--out", help="the .npz to write (e.g. DATA/images/cifar100_train.npz)")
+    p.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("score", help="score one or more cells: value (predicted PGD-8 accuracy), robustness "
+                       "(accuracy kept under attack) and every kernel quantity")
+    p.add_argument("arch", nargs="*", default=[DEFAULT_ARCH],
+                   help="NB201 strings, 6 comma-separated op indices or NB201 indices (default: a mixed conv cell)")
     p.add_argument("--json", action="store_true", help="one JSON object per cell instead of a table")
     _add_score_options(p)
     p.set_defaults(func=cmd_score)
@@ -290,9 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proxies", help="zero-cost proxy CSV (default DATA/zero_cost/nb201_cifar10_proxies.csv; "
                    "'none' to skip)")
     p.add_argument("--metrics", nargs="+", help="benchmark metrics (default: all six NAS-RobBench-201 columns)")
-    p.add_argument("--score", nargs="+", help="score columns (default: every metric column of the file)")
+    p.add_argument("--score", nargs="+", help="score columns (default: value, robustness and their controls, the "
+                   "zero-cost terms and each kernel's λ_min, bound, trace, condition and effective rank)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the τ CI (0: none)")
-    p.add_argument("--plot", nargs="+", help="score columns to plot (default: the first six and baselines)")
+    p.add_argument("--plot", nargs="+", help="score columns to plot (default: value, robustness, four more and "
+                   "three baselines)")
     p.add_argument("--plot-metric", nargs="*", default=["val_pgd_8.0_acc"],
                    help="metrics to plot against (none given: no plots)")
     p.add_argument("--out-dir", default="runs/correlate", help="where tables and plots go")
@@ -303,11 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command != "space":
-            _enable_compilation_cache()
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"ntkscore: error: {err}", file=sys.stderr)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+        print(f"ntkscore: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ntkscore: interrupted", file=sys.stderr)

@@ -53,7 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import network, theory
+from .cell import network
+from .kernels import theory
 
 JACOV_K = 1e-5
 
@@ -101,7 +102,7 @@ def layer_statistics(pre: jax.Array) -> dict[str, jax.Array]:
 def _statistics_layer(statistics, fn, p, x, stats, acc):
     """``fn(p, x, stats)[0]``; its VJP returns ``statistics`` of the layer's ReLU input for ``acc`` (not a
     gradient)."""
-    return fn(p, x, stats, conv=network._lax_conv)[0]
+    return fn(p, x, stats, conv=network.lax_conv)[0]
 
 
 def _statistics_layer_fwd(statistics, fn, p, x, stats, acc):
@@ -139,7 +140,7 @@ def relu_input_statistics(params, ops, x: jax.Array, config: network.NetworkConf
     shapes = jax.eval_shape(statistics, jax.ShapeDtypeStruct((x.shape[0], 2, 2, 2), x.dtype))
 
     def logits_of(acc):
-        return network._forward(params, ops, x, config, None, layer=_statistics_hook(statistics, acc))[0]
+        return network.forward(params, ops, x, config, None, layer=_statistics_hook(statistics, acc))[0]
 
     logits, vjp = jax.vjp(logits_of, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes))
     return vjp(jnp.ones_like(logits))[0]
@@ -152,7 +153,7 @@ def activation_pattern_kernel(params, ops, x: jax.Array, config: network.Network
 
 
 def naswot(kernel) -> float:
-    """``log det(K_H + δI)`` (float64), ``δ`` the ridge of :func:`ntkscore.theory.ridge` (``1e-8·tr K/n``): the
+    """``log det(K_H + δI)`` (float64), ``δ`` the ridge of :func:`ntkscore.kernels.theory.ridge` (``1e-8·tr K/n``): the
     log-determinant for any non-singular ``K_H``, and a finite, very low value for a singular one (samples that
     share a pattern, e.g. through a dead cell)."""
     k = np.asarray(kernel, np.float64)

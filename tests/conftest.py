@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ntkscore.network import NetworkConfig
+from ntkscore.cell.network import NetworkConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = NetworkConfig(channels=4, cells_per_stage=1, input_size=8)
@@ -40,11 +40,12 @@ def compilations():
         monitoring.unregister_event_duration_listener(listener)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
-    """Drops JAX's compiled programs after each test. Every executable XLA's CPU backend keeps holds memory maps of
-    its own, and the suite's thousands of programs, never released, approach the kernel's per-process limit
-    (``vm.max_map_count``, 65530 by default), past which XLA's compiler crashes with a segmentation fault."""
+    """Drops JAX's compiled programs after each test module (a module's tests share theirs). Every executable XLA's
+    CPU backend keeps holds memory maps of its own, and the suite's thousands of programs, never released, approach
+    the kernel's per-process limit (``vm.max_map_count``, 65530 by default), past which XLA's compiler crashes with
+    a segmentation fault."""
     yield
     import jax
 

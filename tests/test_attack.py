@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from ntkscore import attack
+from ntkscore.inputs import attack
 
 
 def _model(params, x, ctx):

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntkscore import benchmarks, evaluate
-from ntkscore.space import Arch
+from ntkscore.cell.space import Arch
+from ntkscore.study import benchmarks, evaluate
 
 A = Arch((3,) * 6).to_string()
 B = Arch((2,) * 6).to_string()

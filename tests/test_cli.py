@@ -3,12 +3,13 @@ import json
 import pytest
 
 from ntkscore.cli import main
-from ntkscore.score import DEFAULT_SCORE
 
-TINY_ARGS = ["--channels", "4", "--cells", "1", "--batch-size", "6", "--steps", "2", "--inputs", "random"]
+MIXED_POOL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+"""NB201 index 1 (the benchmark's own meta.json)."""
+TINY_ARGS = ["--channels", "4", "--cells-per-stage", "1", "--input-size", "8", "--batch-size", "6", "--steps", "2", "--inputs", "random"]
 
 
-def test_space_show_and_list(capsys):
+def test_space_show_and_list(capsys, data_dir):
     assert main(["space", "show", "3,3,3,3,3,3", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["params"] == 1531546 and info["dead"] is False
@@ -16,6 +17,8 @@ def test_space_show_and_list(capsys):
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["space", "canonical", "|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|"]) == 0
     assert capsys.readouterr().out.strip().startswith("|")
+    assert main(["space", "show", "1", "--json"]) == 0  # an NB201 index (nb201/meta.json of the data directory)
+    assert json.loads(capsys.readouterr().out)["arch"] == MIXED_POOL
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -24,6 +27,10 @@ def test_space_show_and_list(capsys):
     (["score", "1,2,3"], "has 6 edges, got 3"),
     (["score", "--batch-size", "1", "--inputs", "random"], "batch_size must be an int"),
     (["score", "--data", "/nonexistent/dir"], "does not exist"),
+    (["score", "--eps", "1000", "--inputs", "random"], "--eps is in /255 pixel units and must be in 0..255"),
+    (["score", "--input-size", "0", "--inputs", "random"], "--input-size must be a multiple of 4"),
+    (["space", "show", "15625"], "NB201 index 15625 is out of range"),
+    (["score", "--dataset", "ImageNet16-120", "--data", "."], "ntkscore data convert ImageNet16-120"),
 ])
 def test_errors_are_one_clear_line(capsys, argv, message):
     assert main(argv) == 2
@@ -38,33 +45,37 @@ def test_score_json(capsys, monkeypatch):
     assert row["arch"].startswith("|nor_conv_3x3~0|") and row["K_rob_all@1.lambda_min"] > 0
 
 
-def test_score_table_shows_the_primary_score_and_the_kernel_rows(capsys, monkeypatch):
+def test_score_table_says_what_the_scores_mean(capsys, monkeypatch):
     monkeypatch.setenv("NTKSCORE_CACHE", "off")
     assert main(["score", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert lines["score"].split()[1] == f"{float(lines['score'].split()[1]):.6g}" and DEFAULT_SCORE in lines["score"]
-    assert "robustness" in lines["robust"] and "paper" in lines["others"]
-    assert {"K", "K_rob", "K_rob_all@1"} <= set(lines) and "composite" not in lines
+    value = lines["value"].split()[1]
+    assert value == f"{float(value):.6g}" and "predicted PGD-8 accuracy" in lines["value"]
+    assert "survives a PGD-8 attack" in lines["robustness"]
+    assert {"K", "K_rob", "K_rob_all@1", "proxies"} <= set(lines) and "others" not in lines
 
 
-def test_correlate_adds_candidates_and_rank_aggregates(tmp_path, data_dir, capsys):
+def test_correlate_reports_the_shipped_scores_with_their_controls(tmp_path, data_dir, capsys):
     import numpy as np
     import pandas as pd
 
     bench = pd.read_csv(data_dir / "nasrobbench201" / "cifar10.csv", nrows=40)
     rng = np.random.default_rng(0)
     scores = pd.DataFrame({"arch": bench["arch_str"], "params": rng.uniform(1e5, 1e6, 40),
+                           "zc.meco": rng.uniform(1.0, 10.0, 40), "K_all@0.5.trace": rng.uniform(1.0, 10.0, 40),
                            **{f"K_rob.{q}": rng.uniform(0.1, 10.0, 40)
                               for q in ("lambda_min", "condition", "bound", "trace")}})
+    scores = pd.concat([scores, pd.DataFrame({"arch": ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]})])
     path = tmp_path / "scores.csv"
-    scores.to_csv(path, index=False)
+    scores.fillna(1.0).to_csv(path, index=False)
     out = tmp_path / "out"
-    assert main(["correlate", str(path), "--data", str(data_dir), "--bootstrap", "0", "--plot-metric",
-                 "--out-dir", str(out)]) == 0
+    assert main(["correlate", str(path), "--data", str(data_dir), "--bootstrap", "20", "--out-dir", str(out)]) == 0
     table = pd.read_csv(out / "correlations.csv")
-    assert "composite.robust_bound/trace+params" in set(table.score)
-    assert "aggregate.rank(trainability,generalisation,complexity)" in set(table.score)
-    assert "aggregate.rank(trainability,generalisation,complexity) − generalisation" in set(table.score)
-    assert {"robustness_residual", "pgd8/clean"} <= set(table.metric)
-    assert "cells joined; correlations with" in capsys.readouterr().out
+    assert {"value", "robustness", "robustness: params for K_all@0.5.trace", "value: params for zc.meco",
+            "K_rob.lambda_min", "baseline.params"} <= set(table.score)
+    assert {"robustness_residual", "pgd8/clean", "val_pgd_8.0_acc"} <= set(table.metric)
+    printed = capsys.readouterr().out
+    joined = int(printed.split("; ")[1].split()[0])
+    assert "41 cells in" in printed and f"({41 - joined} dropped" in printed and table.n.max() == joined
+    assert "with val_pgd_8.0_acc" in printed and (out / "rank_rank_val_pgd_8.0_acc.png").stat().st_size > 10000

@@ -11,9 +11,10 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from test_layerwise import CELLS, _cell_jacobian
 from test_ntk import _rel
 
-from ntkscore import family, layerwise, network
-from ntkscore.score import Scorer, ScoreSettings
-from ntkscore.space import Arch
+from ntkscore.cell import network
+from ntkscore.cell.space import Arch
+from ntkscore.kernels import family, layerwise
+from ntkscore.scores.scorer import Scorer, ScoreSettings
 
 K = TINY.num_classes
 

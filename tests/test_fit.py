@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntkscore import fit, formula
+from ntkscore.scores import formula
+from ntkscore.study import fit
 
 
 def _table(n=400, seed=0):
@@ -50,7 +51,7 @@ def test_missing_metric_names_itself():
 
 
 def test_shipped_weights_are_those_of_the_recorded_study():
-    """``ntkscore.formula`` ships what ``benchmarks/score_design.py`` fitted (its committed JSON output)."""
+    """``ntkscore.scores.formula`` ships what ``benchmarks/score_design.py`` fitted (its committed JSON output)."""
     import json
     from pathlib import Path
 

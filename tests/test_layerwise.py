@@ -6,9 +6,10 @@ from conftest import TINY, TINY_SETTINGS, compilations
 from jax.flatten_util import ravel_pytree
 from test_ntk import _jacobian, _rel
 
-from ntkscore import layerwise, network
-from ntkscore.score import Scorer, ScoreSettings
-from ntkscore.space import Arch
+from ntkscore.cell import network
+from ntkscore.cell.space import Arch
+from ntkscore.kernels import layerwise
+from ntkscore.scores.scorer import Scorer, ScoreSettings
 
 CELLS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",

@@ -3,12 +3,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 from jax import lax
 from scipy.stats import spearmanr
 
-from conftest import TINY
-from ntkscore import cost, network
-from ntkscore.space import OPS, Arch, all_archs
+from ntkscore.cell import cost, network
+from ntkscore.cell.space import OPS, Arch, all_archs
 
 BEST = Arch((3,) * 6)
 apply = jax.jit(network.apply, static_argnames="config")

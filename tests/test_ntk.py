@@ -2,12 +2,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY
 from jax.flatten_util import ravel_pytree
 
-from conftest import TINY
-from ntkscore import network
-from ntkscore.ntk import empirical_ntk_fn, ntk_pairs
-from ntkscore.score import CellNetwork
+from ntkscore.cell import network
+from ntkscore.kernels.ntk import empirical_ntk_fn, ntk_pairs
+from ntkscore.kernels.pipeline import CellNetwork
 
 
 def _jacobian(apply_fn, params, x):

@@ -7,10 +7,11 @@ from conftest import TINY, TINY_SETTINGS, compilations
 from test_layerwise import CELLS
 from test_ntk import _rel
 
-from ntkscore import network, pipeline
-from ntkscore.rank import rank
-from ntkscore.score import Scorer, ScoreSettings
-from ntkscore.space import Arch
+from ntkscore.cell import network
+from ntkscore.cell.space import Arch
+from ntkscore.kernels import pipeline
+from ntkscore.scores.scorer import Scorer, ScoreSettings
+from ntkscore.study.rank import rank
 
 SPEC = ScoreSettings(**TINY_SETTINGS, family=False)
 

@@ -2,12 +2,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy.linalg import hadamard
 from conftest import TINY, TINY_SETTINGS
+from scipy.linalg import hadamard
 
-from ntkscore import network, proxies
-from ntkscore.score import Scorer, ScoreSettings
-from ntkscore.space import OPS, Arch
+from ntkscore import proxies
+from ntkscore.cell import network
+from ntkscore.cell.space import OPS, Arch
+from ntkscore.scores.scorer import Scorer, ScoreSettings
 
 CELLS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|",

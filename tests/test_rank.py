@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntkscore.rank import expand_to_all, finished, rank, read_arch_file, select_archs
-from ntkscore.score import Score
-from ntkscore.space import Arch, all_archs
+from ntkscore.cell.space import Arch, all_archs
+from ntkscore.scores.scorer import Score
+from ntkscore.study.rank import expand_to_all, finished, rank, read_arch_file, select_archs
 
 CELLS = [a.to_string() for a in select_archs(sample=8, seed=3)]
 
@@ -47,8 +47,11 @@ def test_settings_mismatch_is_refused(tmp_path):
     out.write_text("arch,K.lambda_min,setting.seed\n" + CELLS[0] + ",1.0,1\n")
     with pytest.raises(ValueError, match="produced with seed=1"):
         finished(out, {"seed": 0})
-    out.write_text("arch,K.lambda_min,setting.seed,setting.primary\n" + CELLS[0] + ",1.0,0,K.lambda_min\n")
-    assert finished(out, {"seed": 0, "primary": "K.trace"})[1] == {CELLS[0]}  # the primary metric changes no value
+    out.write_text("arch,K.lambda_min,setting.eps\n" + CELLS[0] + f",1.0,{8 / 255}\n")
+    with pytest.raises(ValueError, match="produced with eps=8/255, this run has eps=4/255"):  # the CLI's units
+        finished(out, {"eps": 4 / 255})
+    out.write_text("arch,K.lambda_min,setting.seed,setting.logit_chunk\n" + CELLS[0] + ",1.0,0,10\n")
+    assert finished(out, {"seed": 0, "logit_chunk": 5})[1] == {CELLS[0]}  # the logits per step change no value
     out.write_text("arch,K.lambda_min,setting.seed,ntkscore_version\n" + CELLS[0] + ",1.0,0,0.0.1\n")
     with pytest.raises(ValueError, match="produced by ntkscore 0.0.1"):  # another version: other values, columns
         finished(out, {"seed": 0})
@@ -106,7 +109,7 @@ def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path):
 
 
 def test_pareto_front_keeps_exactly_the_non_dominated_cells():
-    from ntkscore.rank import pareto_front
+    from ntkscore.study.rank import pareto_front
 
     v = np.array([[3, 1], [1, 3], [2, 2], [1, 1], [3, 1], [np.nan, 9], [2, 1.5]])
     # (1, 1) is dominated by all; (2, 1.5) by (2, 2); the two (3, 1) tie and dominate neither each other

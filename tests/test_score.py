@@ -2,12 +2,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import TINY_SETTINGS
-from dataclasses import replace
 
-from ntkscore import composite, formula, ntk
-from ntkscore.score import Score, Scorer, ScoreSettings, score, score_model
+from ntkscore import Score, Scorer, ScoreSettings, score, score_model
+from ntkscore.kernels import ntk
+from ntkscore.scores import formula
 
 MIXED = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 DEAD = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -32,18 +31,25 @@ def test_scores_are_finite_deterministic_and_one_program(scorer):
     assert a.value == a.metrics["value"] == formula.VALUE(a.metrics)  # per cell: no reference sample needed
     assert a.robustness == a.metrics["robustness"] == formula.ROBUSTNESS(a.metrics)
     without = Scorer(ScoreSettings(**{**TINY_SETTINGS, "proxies": False}))(MIXED)
-    with pytest.raises(KeyError, match="'value' needs the metrics"):
+    with pytest.raises(KeyError, match="'value' = .* needs the metrics"):
         without.value
-    aggregate = replace(a, settings={**a.settings, "primary": "aggregate.rank(ntk,jacobian,correlation)"})
-    with pytest.raises(KeyError, match="no reference sample"):  # a rank aggregate needs a population
-        aggregate.value
-    ntk_score = composite.PREFIX + composite.NTK_SCORE
-    assert replace(a, settings={**a.settings, "primary": ntk_score}).value == a.metrics[ntk_score]
-    assert a.metrics["composite.paper"] == a.metrics["K_rob_all@1.lambda_min"] > 0
+    assert a.metrics["K_rob_all@1.lambda_min"] > 0
     assert {"K.lambda_min", "K_rob.bound", "K_all@0.5.condition", "K_rob_all@0.trace", "params", "flops",
-            "composite.paper", "composite.robust_bound+params"} <= set(a.metrics)
+            "zc.meco", "zc.naswot"} <= set(a.metrics)
+    assert not [m for m in a.metrics if m.startswith(("composite.", "aggregate."))]  # no candidate registries
     row = a.to_dict()
     assert row["arch"] == MIXED and row["setting.batch_size"] == 6
+
+
+def test_summary_says_what_the_scores_mean(scorer):
+    s = scorer(MIXED)
+    text = repr(s)
+    assert text.startswith(f"Score(arch={MIXED!r}, value=") and "robustness=" in text and len(text) < 300
+    summary = s.summary()
+    assert "predicted PGD-8 accuracy" in summary and "larger = better" in summary
+    assert f"{s.value:.6g}" in summary and f"{s.robustness:.6g}" in summary
+    with pytest.raises(KeyError, match="was not computed"):
+        s["K.nonexistent"]
 
 
 def test_different_seeds_differ():
@@ -69,7 +75,7 @@ def test_kernel_relations_hold(scorer):
 
 
 def test_per_group_shares_sum_to_one_and_unused_groups_are_zero(scorer):
-    from ntkscore.network import GROUPS
+    from ntkscore.cell.network import GROUPS
 
     mixed, free = scorer(MIXED), scorer(PARAM_FREE)
     for s in (mixed, free):
@@ -84,10 +90,10 @@ def test_clean_only_and_fgsm_settings():
     clean = score(MIXED, **TINY_SETTINGS, kernels="clean")
     assert "K_rob.lambda_min" not in clean.metrics and "K.lambda_min" in clean.metrics
     assert clean.value == clean.metrics["value"]  # zc.meco: no robust kernel needed
-    with pytest.raises(KeyError, match=r"'robustness' needs the metrics \['K_all@0.5.trace'\]"):
+    with pytest.raises(KeyError, match=r"'robustness' = .* needs the metrics \['K_all@0.5.trace'\]"):
         clean.robustness
     fgsm = score(MIXED, **TINY_SETTINGS, attack="fgsm")
-    assert np.isfinite(fgsm[composite.PREFIX + composite.NTK_SCORE])
+    assert np.isfinite(fgsm.robustness) and fgsm["K_rob.trace"] != clean["K.trace"]
 
 
 def test_score_model_on_any_jax_model():
@@ -98,11 +104,20 @@ def test_score_model_on_any_jax_model():
               "v": jax.random.normal(jax.random.PRNGKey(1), (32, 3)) / 6}
     x = jax.random.uniform(jax.random.PRNGKey(2), (6, 2, 2, 3))
     s = score_model(mlp, params, x, jnp.arange(6) % 3, steps=3)
-    assert isinstance(s, Score) and np.isfinite(s.value) and s.arch is None
+    assert isinstance(s, Score) and np.isfinite(s.robustness) and s.arch is None
+    assert s.robustness == formula.ROBUSTNESS(s.metrics) and s.metrics["params"] == 12 * 32 + 32 * 3
+    with pytest.raises(KeyError, match="'value' = .* needs the metrics \\['zc.meco'\\]"):
+        s.value  # value needs the zero-cost terms of NB201 cells
     with pytest.raises(ValueError, match="y \\(n,\\) integer labels"):
         score_model(mlp, params, x, jnp.arange(5))
-    with pytest.raises(ValueError, match="apply_fn\\(params, x\\) failed"):
+    with pytest.raises(ValueError, match="the model failed on one sample"):
         score_model(lambda p, x: x @ p["w"], params, x, jnp.arange(6) % 3)
+    with pytest.raises(ValueError, match="labels must be integers in 0..2"):
+        score_model(mlp, params, x, jnp.arange(6))
+    with pytest.raises(ValueError, match="inputs must be in \\[0, 1\\].*divide by 255"):
+        score_model(mlp, params, x * 255, jnp.arange(6) % 3)
+    with pytest.raises(ValueError, match="at least two samples"):
+        score_model(mlp, params, x[:1], jnp.arange(1))
 
 
 @pytest.mark.parametrize("kwargs, message", [

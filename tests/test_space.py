@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from ntkscore.space import OPS, Arch, all_archs, as_arch, unique_archs
+from ntkscore.cell.space import OPS, Arch, all_archs, as_arch, unique_archs
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ntkscore import theory
+from ntkscore.kernels import theory
 
 
 def _psd(n, seed, rank=None):

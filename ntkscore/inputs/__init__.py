@@ -1,0 +1,1 @@
+"""What the network sees: image batches (or random inputs) and their adversarial perturbations."""

@@ -1,0 +1,215 @@
+"""Layerwise empirical NTK of the NB201 network: per-sample gradients contracted layer by layer in one backward pass.
+
+The traced NTK is a sum over layers ``l`` (parameter groups ``W_l``) and logits ``a``::
+
+    Θ(x_i, x_j) = Σ_a Σ_l ⟨∂f_a(x_i)/∂W_l, ∂f_a(x_j)/∂W_l⟩ = Σ_a Σ_l ⟨G_l(x_i, δ_l^a(x_i)), G_l(x_j, δ_l^a(x_j))⟩
+
+where ``δ_l^a(x_i) = ∂f_a(x_i)/∂y_l`` is the cotangent at the layer's output and ``G_l`` the layer's own
+per-sample parameter gradient (for a convolution ``im2col(ReLU(x))ᵀ · δ``, for BN ``Σ_hw δ·x̂`` and ``Σ_hw δ``).
+So instead of materialising the ``n × k × P`` Jacobian of the whole supernet (:mod:`ntkscore.kernels.ntk`), every
+parameterised layer is wrapped in a ``custom_vjp`` whose backward pass, besides the usual input cotangent, forms
+``G_l`` for the ``n`` samples and returns ``G_l G_lᵀ`` as the cotangent of a dummy ``n × n`` input shared by all
+layers; JAX sums those cotangents. One batched backward pass per logit (``vmap``-ed over the ``k`` logits) then
+yields the whole kernel. What this buys, measured in ``benchmarks/speed.py``:
+
+* layers inside an edge's ``lax.switch`` that the cell does not use cost nothing (the generic path materialises and
+  contracts their zero gradients);
+* the batches of a score (``X``, ``A(X)``, ``A(A(X))``) go through one forward and one backward pass together, each
+  sample with its own batch's BN statistics, and every cross kernel comes out of the same ``Gram`` matrix.
+
+Exact, not an approximation: it equals :func:`ntkscore.kernels.ntk.ntk_pairs` to float32 rounding (``tests/test_layerwise.py``).
+Valid because, with BN statistics held constant, each sample's logits depend only on that sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ..cell import network
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _gram_layer(fn, p, x, stats, gram):
+    """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) as the cotangent of
+    the ``(n, n)`` dummy ``gram`` (the whole kernel's, or the layer's or group's own slot when the kernel is split).
+
+    The forward pass and the input cotangent use XLA's convolution (``conv=lax_conv``); the per-sample parameter
+    gradients use :func:`ntkscore.cell.network._conv`, whose weight gradient is a batched matmul under ``vmap``.
+    """
+    return fn(p, x, stats, conv=network.lax_conv)[0]
+
+
+def _gram_layer_fwd(fn, p, x, stats, gram):
+    return _gram_layer(fn, p, x, stats, gram), (p, x, stats, gram)
+
+
+def _gram_layer_bwd(fn, residuals, g):
+    p, x, stats, gram = residuals
+
+    def one_sample(xi, si, gi):
+        si = jax.tree.map(lambda a: a[None], si)
+        _, vjp = jax.vjp(lambda q: fn(q, xi[None], si)[0], p)
+        return vjp(gi[None])[0]
+
+    per_sample = jax.vmap(one_sample)(x, stats, g)
+    contribution = jnp.zeros(gram.shape[-2:], gram.dtype)
+    for leaf in jax.tree.leaves(per_sample):
+        flat = leaf.reshape(leaf.shape[0], -1)
+        contribution = contribution + lax.dot_general(flat, flat, (((1,), (1,)), ((), ())),
+                                                      precision=lax.Precision.HIGHEST)
+    _, vjp_x = jax.vjp(lambda z: fn(p, z, stats, conv=network.lax_conv)[0], x)
+    dx = vjp_x(g)[0]
+    return jax.tree.map(jnp.zeros_like, p), dx, jax.tree.map(jnp.zeros_like, stats), contribution
+
+
+_gram_layer.defvjp(_gram_layer_fwd, _gram_layer_bwd)
+
+
+def _per_sample_stats(stats_list: Sequence[network.Stats], sizes: Sequence[int]) -> network.Stats:
+    """Each batch's BN statistics, leaf ``(..., C)``, repeated for its samples → ``(..., Σ sizes, C)``."""
+
+    def expand(*leaves):
+        return jnp.concatenate([jnp.broadcast_to(a[..., None, :], a.shape[:-1] + (m, a.shape[-1]))
+                                for a, m in zip(leaves, sizes)], axis=-2)
+
+    return jax.tree.map(expand, *stats_list)
+
+
+SPLITS = ("none", "group", "layer")
+"""How a kernel comes back: whole ``(n, n)``; by parameter group ``(len(network.GROUPS), n, n)``; by layer
+``(len(network.layer_paths(config)), n, n)``."""
+
+
+def _slots(config: network.NetworkConfig, split: str) -> tuple[dict[tuple[str, ...], int] | None, int]:
+    """Layer path → slot of the gram, and the number of slots (``None, 0`` for ``split="none"``)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    paths = network.layer_paths(config)
+    if split == "layer":
+        return {p: i for i, p in enumerate(paths)}, len(paths)
+    if split == "group":
+        return {p: network.GROUPS.index(p[0]) for p in paths}, len(network.GROUPS)
+    return None, 0
+
+
+class _GramHook:
+    """The layer hook that routes each layer's ``G Gᵀ`` into ``gram`` (into ``gram[slots[path]]`` when split)."""
+
+    def __init__(self, gram, slots: dict[tuple[str, ...], int] | None, path: tuple[str, ...] = ()):
+        self.gram, self.slots, self.path = gram, slots, path
+
+    def scope(self, name: str) -> "_GramHook":
+        return _GramHook(self.gram, self.slots, self.path + (name,))
+
+    def __call__(self, fn, p, h, s):  # split: the slot's own (n, n) leaf, so no layer's cotangent is (slots, n, n)
+        gram = self.gram if self.slots is None else self.gram[self.slots[self.path]]
+        y = _gram_layer(fn, p, h, s, gram)
+        if s is None:  # identity BN (or none): callers only need the statistics' structure
+            s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
+        return y, s
+
+
+def gram_lanes(params, ops, xs: Sequence[jax.Array], stats_list, config: network.NetworkConfig,
+               cotangents_of: Callable[[jax.Array], jax.Array], split: str = "none") -> jax.Array:
+    """``Σ_l ⟨v_iᵀ ∂f(x_i)/∂W_l, v_jᵀ ∂f(x_j)/∂W_l⟩`` for every *lane* of cotangents ``v``, over the samples of
+    the concatenated batches ``xs``: ``(lanes, [slots,] N, N)``.
+
+    ``cotangents_of(logits)`` maps the ``(N, k)`` logits of the forward pass to the ``(lanes, N, k)`` cotangents
+    (e.g. the ``k`` unit vectors for the traced NTK, ones for the NTK of the summed logits, ``softmax − one-hot``
+    for the loss-gradient kernel). One forward pass; one backward pass per lane, ``vmap``-ed.
+    """
+    x = jnp.concatenate(list(xs), axis=0)
+    n = x.shape[0]
+    stats = None if stats_list is None else _per_sample_stats(stats_list, [b.shape[0] for b in xs])
+    slots, size = _slots(config, split)
+
+    def logits_of(gram):
+        return network.forward(params, ops, x, config, stats, layer=_GramHook(gram, slots))[0]
+
+    gram0 = tuple(jnp.zeros((n, n), x.dtype) for _ in range(size)) if slots else jnp.zeros((n, n), x.dtype)
+    logits, vjp = jax.vjp(logits_of, gram0)
+    out = jax.vmap(vjp)(cotangents_of(lax.stop_gradient(logits)))[0]
+    return jnp.stack(out, axis=1) if slots else out
+
+
+def output_cotangents(output: str, num_classes: int, n: int, dtype=jnp.float32) -> jax.Array:
+    """The lanes of ``output``: the ``k`` unit vectors (``"trace"``, Σ over logits) or ones (``"sum"``)."""
+    if output == "sum":
+        return jnp.ones((1, n, num_classes), dtype)
+    return jnp.broadcast_to(jnp.eye(num_classes, dtype=dtype)[:, None, :], (num_classes, n, num_classes))
+
+
+def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: str,
+          by_group: bool = False) -> jax.Array:
+    n = sum(b.shape[0] for b in xs)
+    lanes = gram_lanes(params, ops, xs, stats_list, config,
+                       lambda logits: output_cotangents(output, logits.shape[-1], n, logits.dtype),
+                       "group" if by_group else "none")
+    return lanes.sum(0)
+
+
+def family_lanes(params, ops, xs: Sequence[jax.Array], stats_list, labels: jax.Array,
+                 config: network.NetworkConfig, output: str = "trace") -> tuple[jax.Array, jax.Array, jax.Array]:
+    """In one backward pass over the concatenated batches ``xs`` (``N`` samples, ``labels`` ``(N,)``): the kernel of
+    ``output`` split by layer, ``(len(network.layer_paths(config)), N, N)``; the NTK of the summed logits
+    ``Θ_sum`` ``(N, N)`` (TE-NAS); and the loss-gradient kernel ``⟨J_iᵀ(p_i − y_i), J_jᵀ(p_j − y_j)⟩`` ``(N, N)``
+    (the cross-entropy gradients at ``p = softmax(f)``; KNAS). Two lanes more than the kernel alone."""
+    n = sum(b.shape[0] for b in xs)
+
+    def cotangents(logits):
+        k = logits.shape[-1]
+        loss = jax.nn.softmax(logits) - jax.nn.one_hot(labels, k, dtype=logits.dtype)
+        return jnp.concatenate([output_cotangents(output, k, n, logits.dtype),
+                                jnp.ones((1, n, k), logits.dtype), loss[None]])
+
+    lanes = gram_lanes(params, ops, xs, stats_list, config, cotangents, "layer")
+    return lanes[:-2].sum(0), lanes[-2].sum(0), lanes[-1].sum(0)
+
+
+def softmax_weighted_kernel(params, ops, x: jax.Array, stats, config: network.NetworkConfig) -> jax.Array:
+    """``GᵀG`` ``(m·k, m·k)`` with columns ``g_ic = J_iᵀ S_i e_c``, ``S_i`` the symmetric square root of the softmax
+    covariance ``Σ_i = diag(p_i) − p_i p_iᵀ`` of image ``x_i`` (``m`` images, BN ``stats`` of their batch or
+    ``None``): the softmax-weighted full-mode NTK, whose spectrum divided by ``m`` is the non-zero spectrum of the
+    empirical Fisher ``(1/m) Σ_i J_iᵀ Σ_i J_i`` (:mod:`ntkscore.kernels.family`). Each image is repeated ``k`` times and the
+    copy ``(i, c)`` gets the cotangent ``S_i e_c``: one backward pass over ``m·k`` samples."""
+    m, k = x.shape[0], config.num_classes
+    repeated = jnp.repeat(x, k, axis=0)
+
+    def cotangents(logits):
+        p = jax.nn.softmax(logits[::k])
+        cov = jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :]
+        w, v = jnp.linalg.eigh(cov)
+        root = (v * jnp.sqrt(jnp.clip(w, 0.0, None))[:, None, :]) @ jnp.swapaxes(v, -1, -2)
+        return root.reshape(m * k, k)[None]
+
+    return gram_lanes(params, ops, [repeated], None if stats is None else [stats], config, cotangents)[0]
+
+
+@partial(jax.jit, static_argnames=("config", "pairs", "output", "by_group"))
+def cell_ntk_pairs(params, ops, xs: Sequence[jax.Array], stats_list: Sequence[network.Stats] | None,
+                   config: network.NetworkConfig, pairs: tuple[tuple[int, int], ...], output: str = "trace",
+                   by_group: bool = False):
+    """``[Θ(xs[a], xs[b]) for (a, b) in pairs]`` of the NB201 network with cell ``ops``, the layerwise way.
+
+    ``stats_list[i]`` are the BN statistics for ``xs[i]`` (:func:`ntkscore.cell.network.batch_statistics`), or
+    ``None`` in ``bn_mode="identity"``. ``output`` is ``"trace"`` (Σ over logits) or ``"sum"`` (of logits).
+    With ``by_group`` each kernel comes back split by parameter group, ``(len(network.GROUPS), n_a, n_b)``:
+    ``Θ = Σ_g Θ_g`` with ``Θ_g`` the sum over the layers ``l`` of group ``g`` of ``⟨∂f/∂W_l, ∂f/∂W_l⟩``.
+    """
+    if output not in ("trace", "sum"):
+        raise ValueError(f"the layerwise NTK supports output 'trace' or 'sum', got {output!r}")
+    used = sorted({i for pair in pairs for i in pair})
+    batches = [xs[i] for i in used]
+    gram = _gram(params, ops, batches, None if stats_list is None else [stats_list[i] for i in used], config,
+                 output, by_group)
+    offsets = {}
+    start = 0
+    for i, b in zip(used, batches):
+        offsets[i] = (start, start + b.shape[0])
+        start += b.shape[0]
+    return [gram[..., offsets[a][0]:offsets[a][1], offsets[b][0]:offsets[b][1]] for a, b in pairs]

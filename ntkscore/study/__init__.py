@@ -1,0 +1,1 @@
+"""Studies over many cells: resumable rankings, benchmark tables, correlations, formula fitting."""
