@@ -171,11 +171,20 @@ def cmd_rank(args) -> int:
 
     archs = read_arch_file(args.archs) if args.archs else None
     archs = select_archs(None if args.all else args.sample, args.sample_seed, archs)
-    scorer = Scorer(_settings(args), data_dir=args.data, arch_batch=args.arch_batch)
+    settings = _settings(args)
+    if args.ray is not None:
+        from .study.cluster import rank_on_ray
+
+        results = rank_on_ray(archs, settings, args.out, address=None if args.ray == "local" else args.ray,
+                              workers=args.workers, chunk_size=args.chunk_size, gpus_per_worker=args.gpus_per_worker,
+                              data_dir=args.data, resume=args.resume)
+    else:
+        scorer = Scorer(settings, data_dir=args.data, arch_batch=args.arch_batch)
+        results = rank(archs, scorer, args.out, resume=args.resume)
     bar = tqdm(total=len(archs), unit="cell", desc="ranking", file=sys.stderr, dynamic_ncols=True)
     new = 0
     try:
-        for result in rank(archs, scorer, args.out, resume=args.resume):
+        for result in results:
             bar.update(1)
             new += result is not None
     finally:
@@ -202,6 +211,48 @@ def _print_top(path, archs, k: int = 5) -> None:
         front = table[pareto_front(table[["value", "robustness"]])].sort_values("value", ascending=False)
         print(f"{len(front)} cells on the Pareto front of value and robustness:")
         print(front[["arch", "value", "robustness", "params"]].to_string(index=False))
+
+
+def cmd_search(args) -> int:
+    from tqdm import tqdm
+
+    from .study import search as search_lib
+
+    budget = search_lib.parse_quantity(args.budget, {"s": 1, "m": 60, "h": 3600}, "--budget")
+    sizes = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+    constraints = search_lib.Constraints(
+        None if args.max_params is None else search_lib.parse_quantity(args.max_params, sizes, "--max-params"),
+        None if args.max_flops is None else search_lib.parse_quantity(args.max_flops, sizes, "--max-flops"))
+    bar = tqdm(unit="cell", desc=f"{args.strategy} search", file=sys.stderr, dynamic_ncols=True)
+    with bar:
+        result = search_lib.search(args.objective, budget, strategy=args.strategy, constraints=constraints,
+                                   settings=_settings(args), out=args.out, seed=args.search_seed, data_dir=args.data,
+                                   progress=bar.update)
+    top = result.top(args.top)
+    if args.benchmark:
+        from .inputs.data import data_dir
+
+        root = data_dir(args.data)
+        top = search_lib.with_benchmark(top, root / "nasrobbench201" / "cifar10.csv",
+                                        root / "nb201" / "cifar10_clean_acc.csv")
+    shown = top.drop(columns=["stage", "order"]).dropna(axis=1, how="all")  # robustness when it was computed
+    if args.csv:
+        shown.to_csv(args.csv, index=False)
+    if args.plot:
+        search_lib.plot_search(result, args.plot, args.top)
+    if args.json:
+        print(json.dumps({"strategy": result.strategy, "objective": result.objective, "seconds": result.seconds,
+                          "scored": int((result.table.stage == result.final_stage).sum()),
+                          "top": shown.to_dict("records")}))
+        return 0
+    final = result.ranked()
+    print(f"{result.strategy} search by {args.objective}: {len(final)} cells scored in {result.seconds:.0f} s "
+          f"(scores in {args.out}); the best {len(shown)}:")
+    print(shown.assign(params=shown["params"] / 1e6, flops=shown["flops"] / 1e6)
+          .rename(columns={"params": "params (M)", "flops": "FLOPs (M)"}).to_string(index=False))
+    if args.objective == "both":
+        print(f"{len(result.front())} cells on the Pareto front of value and robustness")
+    return 0
 
 
 def cmd_data(args) -> int:
@@ -331,8 +382,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/scores.csv", help="CSV to append to (default runs/scores.csv)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip cells already in --out (default on)")
+    g = p.add_argument_group("many processes, GPUs and machines (Ray; pip install 'ntkscore[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="score on a Ray cluster: a running cluster's ADDRESS (HOST:6379, or 'auto' on one of its "
+                        "nodes), or no ADDRESS for a local cluster of --workers processes")
+    g.add_argument("--workers", type=int, default=None, help="processes of a local Ray cluster (default: CPU count)")
+    g.add_argument("--chunk-size", type=int, default=4, help="cells per Ray task (default 4)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray task (e.g. 1 on GPU nodes)")
     _add_score_options(p)
     p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser("search", help="the best cells by a shipped score, within a time budget and #params/FLOPs "
+                       "limits (evolution, random or coarse-to-fine)")
+    p.add_argument("--objective", choices=["value", "robustness", "both"], default="value",
+                   help="value: predicted PGD-8 accuracy (default); robustness: accuracy kept under attack; both: "
+                        "by value, with the Pareto front of the two")
+    p.add_argument("--budget", default="10m", help="wall time, compilation included: 90s, 10m, 1h (default 10m)")
+    p.add_argument("--strategy", choices=["evolution", "random", "coarse_to_fine"], default="evolution")
+    p.add_argument("--max-params", help="limit on the #params of the C16 N5 network, e.g. 0.5M")
+    p.add_argument("--max-flops", help="limit on its multiply-accumulates per 32×32 image, e.g. 100M")
+    p.add_argument("--top", type=int, default=5, help="how many cells to report (default 5)")
+    p.add_argument("--search-seed", type=int, default=0, help="seed of the strategy (cell order, mutations)")
+    p.add_argument("--out", default="runs/search.csv", help="rank file of every score (resumable; reused)")
+    p.add_argument("--benchmark", action="store_true", help="add NAS-RobBench-201 / NB201 accuracies (needs DATA)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    p.add_argument("--csv", help="write the top cells to this CSV")
+    p.add_argument("--plot", help="write a PNG of the scored cells (objective vs #params) to this path")
+    _add_score_options(p)
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("correlate", help="correlate a score file with NAS-RobBench-201 / NAS-Bench-201 accuracies")
     p.add_argument("scores", help="CSV written by 'ntkscore rank'")
@@ -355,10 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .study.cluster import ClusterError, RayUnavailable
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RayUnavailable, ClusterError) as err:
         print(f"ntkscore: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

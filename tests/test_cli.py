@@ -79,3 +79,12 @@ def test_correlate_reports_the_shipped_scores_with_their_controls(tmp_path, data
     joined = int(printed.split("; ")[1].split()[0])
     assert "41 cells in" in printed and f"({41 - joined} dropped" in printed and table.n.max() == joined
     assert "with val_pgd_8.0_acc" in printed and (out / "rank_rank_val_pgd_8.0_acc.png").stat().st_size > 10000
+
+
+def test_ray_flag_without_ray_says_how_to_install(capsys, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    argv = ["rank", "--ray", "--sample", "2", "--out", str(tmp_path / "s.csv"), *TINY_ARGS]
+    assert main(argv) == 2
+    assert "pip install 'ntkscore[ray]'" in capsys.readouterr().err

@@ -75,3 +75,18 @@ def test_flax_nnx_module():
     expected = jacobian_trace(lambda p, x: nnx.merge(graphdef, p)(x), state, X)
     assert s["K.trace"] == pytest.approx(expected, rel=1e-4)
     assert s.metrics["params"] == 48 * 16 + 16 + 16 * 3 + 3
+
+
+def test_the_readme_example_runs():
+    """``examples/score_a_model.py`` (the README's example) runs and prints both models' scores."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("equinox")
+    pytest.importorskip("flax")
+    script = Path(__file__).resolve().parents[1] / "examples" / "score_a_model.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=True).stdout
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["flax", "equinox"]
+    assert all(float(line.split("robustness ")[1].split()[0]) > 0 for line in lines)

@@ -39,7 +39,7 @@ def _gram_layer(fn, p, x, stats, gram):
     the ``(n, n)`` dummy ``gram`` (the whole kernel's, or the layer's or group's own slot when the kernel is split).
 
     The forward pass and the input cotangent use XLA's convolution (``conv=lax_conv``); the per-sample parameter
-    gradients use :func:`ntkscore.cell.network._conv`, whose weight gradient is a batched matmul under ``vmap``.
+    gradients use the layers' default convolution, whose weight gradient is a batched matmul under ``vmap``.
     """
     return fn(p, x, stats, conv=network.lax_conv)[0]
 

@@ -129,12 +129,9 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
     above 1 and a ``score_many`` method (a :class:`~ntkscore.Scorer` on an accelerator) gets the pending cells
     that many at a time; each row is still written as soon as its step ends.
     """
-    out = Path(out)
-    if out.exists() and out.stat().st_size and not resume:
-        raise FileExistsError(f"{out} exists; resume it (--resume, or resume=True in Python) or choose another file")
-    out.parent.mkdir(parents=True, exist_ok=True)
     settings = getattr(score_fn, "settings", None)
-    header, done = finished(out, None if settings is None else vars(settings))
+    header, done = open_output(out, None if settings is None else vars(settings), resume)
+    out = Path(out)
     step = getattr(score_fn, "arch_batch", 1)
     device = jax.devices()[0].device_kind
     pending: list[Arch] = []
@@ -144,7 +141,7 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
         results = score_fn.score_many(pending) if step > 1 else [score_fn(a) for a in pending]
         pending.clear()
         for result in results:
-            header = _append(out, header, {**result.to_dict(), VERSION_COLUMN: __version__, DEVICE_COLUMN: device})
+            header = append_row(out, header, result_row(result, device))
             done.add(result.arch)
             yield result
 
@@ -159,7 +156,22 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
         yield from flush()
 
 
-def _append(out: Path, header: list[str], row: dict) -> list[str]:
+def open_output(out: str | os.PathLike, settings: dict | None, resume: bool) -> tuple[list[str], set[str]]:
+    """Make ``out``'s folder and return its header and finished cells (:func:`finished`); an existing non-empty
+    ``out`` without ``resume`` is an error."""
+    out = Path(out)
+    if out.exists() and out.stat().st_size and not resume:
+        raise FileExistsError(f"{out} exists; resume it (--resume, or resume=True in Python) or choose another file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return finished(out, settings)
+
+
+def result_row(result: Score, device: str) -> dict:
+    """The CSV row of ``result``: :meth:`Score.to_dict` with the package version and the device kind."""
+    return {**result.to_dict(), VERSION_COLUMN: __version__, DEVICE_COLUMN: device}
+
+
+def append_row(out: Path, header: list[str], row: dict) -> list[str]:
     """Append ``row`` as one flushed, fsync-ed line (the header first if the file is new); returns the header."""
     with open(out, "a", newline="") as f:
         if not header:
