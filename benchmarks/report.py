@@ -10,8 +10,9 @@ Runs, in order, and writes to ``benchmarks/results/``:
    (``ntk_family.{md,csv}``), and the batch-size comparison (``batch_size.{md,csv}``);
 3. the agreement of ntkscore's zero-cost terms with the published values (NAS-Bench-Suite-Zero) on the real-shape
    cells;
-4. the speed tables recorded by ``speed.py`` (``speed*.json``; the speed runs themselves time the machine, so they are
-   not re-run here: each table names its command and machine);
+4. the search study's and the Ray timing's recorded tables (``search.csv`` by ``search.py``, ``ray_speed.json`` by
+   ``ray_speed.py``) and the speed tables recorded by ``speed.py`` (``speed*.json``): runs that time a machine are not
+   re-run here; each table names its command and machine;
 
 and assembles ``REPORT.md``: the headline tables, each with the command that made it, and links to the full reports.
 """
@@ -122,6 +123,28 @@ def speed_tables() -> list[str]:
     return lines
 
 
+def search_summary() -> list[str]:
+    """Median regret of the top-1 cell per strategy, budget and constraint (``search.csv``, by ``search.py``)."""
+    table = pd.read_csv(RESULTS / "search.csv")
+    lines = ["| constraint | strategy | budget | cells scored | regret of the top-1 cell, pp (median [min, max]) |",
+             "|---|---|---|---|---|"]
+    for (limit, strategy, budget), g in table.groupby(["constraint", "strategy", "budget_s"], sort=False):
+        when = "no scoring" if budget == 0 else f"{budget // 60} min"
+        lines.append(f"| {limit} | {strategy} | {when} | {int(g.cells.median())} | {g.regret_pp.median():.2f} "
+                     f"[{g.regret_pp.min():.2f}, {g.regret_pp.max():.2f}] |")
+    return lines
+
+
+def ray_summary() -> list[str]:
+    """The recorded Ray timing (``ray_speed.json``, by ``ray_speed.py``)."""
+    run = json.loads((RESULTS / "ray_speed.json").read_text())
+    lines = [f"Command: `{run['command']}`; {run['machine']}; Ray's start-up {run['ray_startup_s']:.1f} s.", "",
+             "| run | cells | wall s | first row s | s per cell after the first |", "|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['cells']} | {r['wall_s']:.1f} | {r['first_row_s']:.1f} | "
+              f"{r['per_cell_after_first_s']:.2f} |" for r in run["rows"]]
+    return lines
+
+
 def main(argv=None) -> int:
     root = data_dir(None)
     score_design.main([])
@@ -155,6 +178,14 @@ def main(argv=None) -> int:
         "[0, 1] image); agreement with NAS-Bench-Suite-Zero's PyTorch values on the committed real-shape cells "
         "(`proxies_real.csv.gz`):", "",
         *zero_cost_agreement(root), "",
+        "## Search", "",
+        "`ntkscore search` by `value` at the zero-cost settings C16 N1 16×16, replayed from the committed "
+        "whole-space table with its recorded seconds per cell (details and a live clock check: "
+        "[search.md](search.md), `python benchmarks/search.py --live 60`); regret = the best NAS-RobBench-201 "
+        "PGD-8 accuracy of the admissible cells minus that of the cell the search ranks first, 10 search seeds:", "",
+        *search_summary(), "",
+        "## Ranking on a Ray cluster", "",
+        *ray_summary(), "",
         "## Speed", "",
         "Seconds per cell (median after a warm-up call) at the real shape (C16 N5, 32×32), for a light "
         "(`|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+…`), a mixed and an all-`nor_conv_3x3` cell; *first "
