@@ -30,7 +30,7 @@ from ntkscore.cell import cost
 from ntkscore.cell.space import Arch
 from ntkscore.inputs.data import data_dir
 from ntkscore.scores import formula
-from ntkscore.study import benchmarks, evaluate
+from ntkscore.study import benchmarks
 from ntkscore.study.benchmarks import canonical_keys
 from ntkscore.study.search import TARGET, Constraints, run_search
 

@@ -8,7 +8,7 @@ from conftest import TINY_SETTINGS
 from ntkscore import ScoreSettings, search
 from ntkscore.cell import cost
 from ntkscore.cell.space import Arch
-from ntkscore.study.search import TARGET, Constraints, SearchResult, evolution, parse_quantity, run_search
+from ntkscore.study.search import TARGET, Constraints, SearchResult, evolution, parse_quantity, plot_search, run_search
 
 
 class CountingEvaluator:
@@ -49,8 +49,9 @@ def test_evolution_climbs_where_random_search_wanders():
     assert evolved >= 6 > sampled  # all six edges nor_conv_3x3 is the optimum of the landscape
 
 
-def test_the_front_is_non_dominated_and_complete():
+def test_the_front_is_non_dominated_and_complete(tmp_path):
     result = run_search("random", "both", 300, CountingEvaluator(), seed=2)
+    assert plot_search(result, tmp_path / "search.png").stat().st_size > 10_000
     final, front = result.ranked(), result.front()
     v = final[["value", "robustness"]].to_numpy()
     on_front = set(front["arch"])

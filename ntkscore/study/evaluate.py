@@ -184,6 +184,13 @@ def plot_rank_rank(joined: pd.DataFrame, score_columns, metric: str, path: str |
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(score_columns):]:
         ax.axis("off")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, save it as a PNG at ``path`` (making its folder) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

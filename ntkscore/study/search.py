@@ -288,6 +288,8 @@ def plot_search(result: SearchResult, path, k: int = 5) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from . import evaluate
+
     key = "robustness" if result.objective == "robustness" else "value"
     final, top = result.ranked(), result.top(k)
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -301,12 +303,7 @@ def plot_search(result: SearchResult, path, k: int = 5) -> Path:
     ax.set_ylabel(key)
     ax.set_title(f"{result.strategy} search, {result.seconds:.0f} s", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return evaluate.save_figure(fig, path)
 
 
 def parse_quantity(text: str, units: dict[str, float], what: str) -> float:

@@ -1,0 +1,291 @@
+"""The commands of the ``ntkscore`` command line (:mod:`ntkscore.cli` parses the arguments): each reads its
+arguments, calls the library and prints. Library code never prints; these functions do."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def parse_arch(text: str, data=None):
+    """An NB201 string, 6 comma-separated op indices, or an NB201 index 0–15624 (looked up in the benchmark's
+    ``nb201/meta.json`` under the data directory)."""
+    from .cell.space import as_arch
+
+    text = text.strip()
+    if text.isdigit():
+        from .inputs.data import data_dir
+        from .study.benchmarks import load_meta
+
+        path = data_dir(data) / "nb201" / "meta.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"an NB201 index needs the benchmark's index map {path}; give the cell as a string")
+        meta = load_meta(path).set_index("arch_index")["arch_str"]
+        if int(text) not in meta.index:
+            raise ValueError(f"NB201 index {text} is out of range; expected 0..{meta.index.max()}")
+        return as_arch(meta[int(text)])
+    if text and all(part.strip().isdigit() for part in text.split(",")) and "," in text:
+        return as_arch(tuple(int(p) for p in text.split(",")))
+    return as_arch(text)
+
+
+def settings_of(args):
+    from .scores.settings import ScoreSettings
+
+    if not 0.0 <= args.eps <= 255.0:
+        raise ValueError(f"--eps is in /255 pixel units and must be in 0..255 (8 is the benchmark's), got {args.eps:g}")
+    if args.step_size <= 0.0 and args.steps > 0:
+        raise ValueError(f"--step-size is in /255 pixel units and must be positive, got {args.step_size:g}")
+    if args.input_size is not None and (args.input_size < 4 or args.input_size % 4):
+        raise ValueError(f"--input-size must be a multiple of 4 and at least 4 (two stride-2 blocks), "
+                         f"got {args.input_size}")
+    return ScoreSettings(dataset=args.dataset, batch_size=args.batch_size, seed=args.seed, kernels=args.kernels,
+                         betas=tuple(args.beta), attack=args.attack, eps=args.eps / 255, step_size=args.step_size / 255,
+                         steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
+                         channels=args.channels, cells_per_stage=args.cells_per_stage, input_size=args.input_size,
+                         proxies=args.proxies, proxy_batch_size=args.proxy_batch_size, family=args.family,
+                         fisher_batch_size=args.fisher_batch_size)
+
+
+def _score_table(result) -> str:
+    """The summary (the two scores and what they mean), the zero-cost terms, the NTK family and the kernel table."""
+    from .kernels.family import KERNELS as FAMILY_KERNELS
+    from .kernels.family import LAYER_AGGREGATES, PROXIES
+    from .kernels.theory import SCORE_NAMES
+
+    kernels: dict[str, dict[str, float]] = {}
+    for name, value in result.metrics.items():
+        kernel, _, quantity = name.rpartition(".")
+        if kernel and not name.startswith(("zc.", "features.")) and "/" not in kernel and "." not in kernel:
+            kernels.setdefault(kernel, {})[quantity] = value  # per-group and per-layer quantities: --json
+    cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
+    lines = [result.summary()]
+    zero_cost = "  ".join(f"{n.removeprefix('zc.')} {v:.5g}" for n, v in result.metrics.items() if n.startswith("zc."))
+    if zero_cost:
+        lines.append(f"{'proxies':<12}{zero_cost}")
+    for kernel in FAMILY_KERNELS:
+        shown = [f"{q} {result.metrics[f'{kernel}.{q}']:.5g}" for q in PROXIES + LAYER_AGGREGATES
+                 if f"{kernel}.{q}" in result.metrics]
+        if shown:
+            lines.append(f"{'family':<12}{kernel}: " + "  ".join(shown))
+    if kernels:
+        lines.append("")
+        lines.append(f"{'kernel':<16}" + "".join(f"{c:>16}" for c in cols))
+        for kernel, values in kernels.items():
+            lines.append(f"{kernel:<16}" + "".join(f"{values.get(c, float('nan')):>16.6g}" for c in cols))
+    return "\n".join(lines)
+
+
+def cmd_score(args) -> int:
+    from .scores.scorer import Scorer
+
+    archs = [parse_arch(a, args.data) for a in args.arch]
+    scorer = Scorer(settings_of(args), data_dir=args.data, arch_batch=args.arch_batch)
+    # one cell at a time streams each table as it is ready; batched steps come back together
+    results = (scorer(a) for a in archs) if scorer.arch_batch == 1 else scorer.score_many(archs)
+    for result in results:
+        print(json.dumps(result.to_dict()) if args.json else _score_table(result) + "\n", flush=True)
+    return 0
+
+
+def cmd_space(args) -> int:
+    from .cell import cost
+    from .cell.space import all_archs, unique_archs
+
+    if args.action == "list":
+        archs = unique_archs() if args.unique else list(all_archs())
+        for arch in archs[: args.limit]:
+            print(arch)
+        return 0
+    if not args.arch:
+        raise ValueError("give one or more architectures (NB201 strings or 6 comma-separated op indices)")
+    for text in args.arch:
+        arch = parse_arch(text, args.data)
+        info = {"arch": arch.to_string(), "ops": list(arch.ops), "canonical": arch.canonical().to_string(),
+                "canonical_key": arch.canonical_string(), "dead": arch.is_dead,
+                "params": cost.num_params(arch), "flops": cost.flops(arch)}
+        if args.action == "canonical":
+            print(info["canonical"])
+        else:
+            print(json.dumps(info) if args.json else "\n".join(f"{k:<14}{v}" for k, v in info.items()) + "\n")
+    return 0
+
+
+def cmd_rank(args) -> int:
+    from tqdm import tqdm
+
+    from .scores.scorer import Scorer
+    from .study.rank import rank, read_arch_file, select_archs
+
+    archs = read_arch_file(args.archs) if args.archs else None
+    archs = select_archs(None if args.all else args.sample, args.sample_seed, archs)
+    settings = settings_of(args)
+    if args.ray is not None:
+        from .study.cluster import rank_on_ray
+
+        results = rank_on_ray(archs, settings, args.out, address=None if args.ray == "local" else args.ray,
+                              workers=args.workers, chunk_size=args.chunk_size, gpus_per_worker=args.gpus_per_worker,
+                              data_dir=args.data, resume=args.resume)
+    else:
+        scorer = Scorer(settings, data_dir=args.data, arch_batch=args.arch_batch)
+        results = rank(archs, scorer, args.out, resume=args.resume)
+    bar = tqdm(total=len(archs), unit="cell", desc="ranking", file=sys.stderr, dynamic_ncols=True)
+    new = 0
+    try:
+        for result in results:
+            bar.update(1)
+            new += result is not None
+    finally:
+        bar.close()
+    print(f"{new} new cells scored; {len(archs)} in {args.out}")
+    _print_top(args.out, set(a.to_string() for a in archs))
+    return 0
+
+
+def _print_top(path, archs, k: int = 5) -> None:
+    """The ``k`` best cells of the run by each shipped score (the columns ``value`` and ``robustness``)."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    table = table[table["arch"].isin(archs)]
+    for name in ("value", "robustness"):
+        if name not in table or table[name].isna().all():
+            continue
+        print(f"best {min(k, len(table))} of {len(table)} by {name}:")
+        print(table.nlargest(k, name)[["arch", name, "params"]].to_string(index=False))
+    if {"value", "robustness"} <= set(table.columns):
+        from .study.rank import pareto_front
+
+        front = table[pareto_front(table[["value", "robustness"]])].sort_values("value", ascending=False)
+        print(f"{len(front)} cells on the Pareto front of value and robustness:")
+        print(front[["arch", "value", "robustness", "params"]].to_string(index=False))
+
+
+def cmd_search(args) -> int:
+    from tqdm import tqdm
+
+    from .study import search as search_lib
+
+    budget = search_lib.parse_quantity(args.budget, {"s": 1, "m": 60, "h": 3600}, "--budget")
+    sizes = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+    constraints = search_lib.Constraints(
+        None if args.max_params is None else search_lib.parse_quantity(args.max_params, sizes, "--max-params"),
+        None if args.max_flops is None else search_lib.parse_quantity(args.max_flops, sizes, "--max-flops"))
+    bar = tqdm(unit="cell", desc=f"{args.strategy} search", file=sys.stderr, dynamic_ncols=True)
+    with bar:
+        result = search_lib.search(args.objective, budget, strategy=args.strategy, constraints=constraints,
+                                   settings=settings_of(args), out=args.out, seed=args.search_seed, data_dir=args.data,
+                                   progress=bar.update)
+    top = result.top(args.top)
+    if args.benchmark:
+        from .inputs.data import data_dir
+
+        root = data_dir(args.data)
+        top = search_lib.with_benchmark(top, root / "nasrobbench201" / "cifar10.csv",
+                                        root / "nb201" / "cifar10_clean_acc.csv")
+    shown = top.drop(columns=["stage", "order"]).dropna(axis=1, how="all")  # robustness when it was computed
+    if args.csv:
+        shown.to_csv(args.csv, index=False)
+    if args.plot:
+        search_lib.plot_search(result, args.plot, args.top)
+    if args.json:
+        print(json.dumps({"strategy": result.strategy, "objective": result.objective, "seconds": result.seconds,
+                          "scored": int((result.table.stage == result.final_stage).sum()),
+                          "top": shown.to_dict("records")}))
+        return 0
+    final = result.ranked()
+    print(f"{result.strategy} search by {args.objective}: {len(final)} cells scored in {result.seconds:.0f} s "
+          f"(scores in {args.out}); the best {len(shown)}:")
+    print(shown.assign(params=shown["params"] / 1e6, flops=shown["flops"] / 1e6)
+          .rename(columns={"params": "params (M)", "flops": "FLOPs (M)"}).to_string(index=False))
+    if args.objective == "both":
+        print(f"{len(result.front())} cells on the Pareto front of value and robustness")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .inputs.data import DATASETS, data_dir, npz_from_pickles
+
+    if args.action == "convert":
+        if not args.dataset or not args.files or not args.out:
+            raise ValueError("usage: ntkscore data convert DATASET FILE... --out OUT.npz")
+        images, classes = npz_from_pickles(args.files, args.out, args.dataset)
+        print(f"wrote {images} images of {classes} classes to {args.out}")
+        return 0
+    root = data_dir(args.data)
+    for name, info in DATASETS.items():
+        path = root / info.file
+        print(f"{name:<16}{path}  {'present' if path.is_file() else 'missing'}")
+    return 0
+
+
+CORRELATE_TARGET = "val_pgd_8.0_acc"
+"""The metric ``correlate`` prints and plots by default: NAS-RobBench-201 PGD-8 accuracy."""
+
+
+def _default_score_columns(columns) -> list[str]:
+    """The shipped scores and their controls, the zero-cost terms, #params, and the main quantities of each kernel."""
+    main = ("lambda_min", "bound", "trace", "condition", "effective_rank")
+    shipped = [c for c in columns if c.split(" ")[0].split(":")[0] in ("value", "robustness")]
+    kernel = [c for c in columns if "." in c and not c.startswith(("setting.", "zc.")) and "/" not in c
+              and c.rsplit(".", 1)[1] in main]
+    return shipped + [c for c in columns if c.startswith("zc.")] + kernel
+
+
+def cmd_correlate(args) -> int:
+    import pandas as pd
+    from tqdm import tqdm
+
+    from .inputs.data import data_dir
+    from .scores import formula
+    from .study import benchmarks, evaluate
+
+    scores = pd.read_csv(args.scores)
+    if "arch" not in scores.columns:
+        raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
+    extra = {k: v for k, v in formula.formula_scores(scores).items() if k not in scores}
+    for f in formula.SHIPPED:  # each term of a shipped score: without it, and with log #params in its place
+        if (f.name in scores or f.name in extra) and all(t in scores for t in f.weights):
+            extra.update(formula.controls(f, scores))
+    scores = pd.concat([scores, pd.DataFrame(extra, index=scores.index)], axis=1)
+    root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
+    robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
+    nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
+    proxies = args.proxies if args.proxies is not None else (root / "zero_cost" / "nb201_cifar10_proxies.csv")
+    joined, baselines = evaluate.join_benchmarks(scores, robbench, nb201, None if str(proxies) == "none" else proxies,
+                                                 args.metrics or benchmarks.ROBBENCH_METRICS)
+    dropped = len(scores) - len(joined)
+    print(f"{len(scores)} cells in {args.scores}; {len(joined)} joined with every benchmark table"
+          + (f" ({dropped} dropped: no row in NAS-RobBench-201, NB201 or the published proxies)" if dropped else ""))
+    if len(joined) < 3:
+        raise ValueError("fewer than 3 cells joined with the benchmark tables; nothing to correlate")
+    metrics = list(args.metrics or benchmarks.ROBBENCH_METRICS) + ["test_acc"]
+    if {"val_pgd_8.0_acc", "val_acc"} <= set(joined.columns):  # what robustness predicts
+        joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],
+                                                                                joined["val_acc"]),
+                               **{"pgd8/clean": joined["val_pgd_8.0_acc"] / joined["val_acc"]})
+        metrics += ["robustness_residual", "pgd8/clean"]
+    target = CORRELATE_TARGET if CORRELATE_TARGET in metrics else metrics[0]
+    metrics = [target] + [m for m in metrics if m != target]
+    columns = args.score or _default_score_columns(list(scores.columns))
+    bar = tqdm(total=len(columns + baselines) * len(metrics), unit="pair", desc="correlating", file=sys.stderr,
+               dynamic_ncols=True)
+    with bar:
+        table = evaluate.correlate(joined, columns + baselines, metrics, n_boot=args.bootstrap, seed=0,
+                                   progress=bar.update)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "correlations.csv", index=False)
+    (out / "correlations.md").write_text(evaluate.to_markdown(table) + "\n")
+    shown = args.plot or [c for c in ("value", "robustness") if c in columns] + \
+        [c for c in columns if c not in ("value", "robustness")][:4] + baselines[:3]
+    for metric in args.plot_metric:
+        evaluate.plot_rank_rank(joined, shown, metric, out / f"rank_rank_{metric}.png", stats=table)
+    view = table[table.metric == target].sort_values("kendall_tau", ascending=False)
+    print(f"Kendall τ [95% bootstrap CI] with {target} (every metric in {out}/correlations.md):")
+    print(view[["score", "n", "kendall_tau", "tau_lo", "tau_hi", "spearman_rho", "top1%", "top5%", "top1_acc"]]
+          .to_string(index=False))
+    return 0
+
+
