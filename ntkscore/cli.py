@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import cmd_correlate, cmd_data, cmd_rank, cmd_score, cmd_search, cmd_space
+from .commands import cmd_correlate, cmd_data, cmd_rank, cmd_score, cmd_search, cmd_space, cmd_train
 
 DEFAULT_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -128,6 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write a PNG of the scored cells (objective vs #params) to this path")
     _add_score_options(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train", help="multi-objective adversarial training of one cell ((1-β) clean + β PGD loss), "
+                       "then clean, FGSM and PGD-20 accuracy at 3 and 8/255 (checkpointed, resumable)")
+    p.add_argument("arch", help="NB201 string, 6 comma-separated op indices or an NB201 index")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the adversarial loss (default 1: PGD training)")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=0.1, help="peak of the one-cycle learning rate (default 0.1)")
+    p.add_argument("--eps", type=float, default=8.0, help="training attack's radius in /255 (default 8)")
+    p.add_argument("--step-size", type=float, default=2.0, help="its step in /255 (default 2)")
+    p.add_argument("--steps", type=int, default=7, help="its PGD steps (default 7)")
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--cells-per-stage", type=int, default=5)
+    p.add_argument("--input-size", type=int, default=32)
+    p.add_argument("--train-images", type=int, default=None, help="training images (default: the whole file)")
+    p.add_argument("--test-images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", help="save after every epoch; rerunning with the same file resumes")
+    p.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("correlate", help="correlate a score file with NAS-RobBench-201 / NAS-Bench-201 accuracies")
     p.add_argument("scores", help="CSV written by 'ntkscore rank'")

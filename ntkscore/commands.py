@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 
@@ -172,11 +173,19 @@ def cmd_search(args) -> int:
     constraints = search_lib.Constraints(
         None if args.max_params is None else search_lib.parse_quantity(args.max_params, sizes, "--max-params"),
         None if args.max_flops is None else search_lib.parse_quantity(args.max_flops, sizes, "--max-flops"))
-    bar = tqdm(unit="cell", desc=f"{args.strategy} search", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=round(budget), unit="s", desc=f"{args.strategy} search", file=sys.stderr, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+    start, cells = time.perf_counter(), [0]
+
+    def progress() -> None:  # the budget is wall time: the bar shows it, and the cells scored so far
+        cells[0] += 1
+        bar.n = min(time.perf_counter() - start, budget)
+        bar.set_postfix(cells=cells[0], refresh=True)
+
     with bar:
         result = search_lib.search(args.objective, budget, strategy=args.strategy, constraints=constraints,
                                    settings=settings_of(args), out=args.out, seed=args.search_seed, data_dir=args.data,
-                                   progress=bar.update)
+                                   progress=progress)
     top = result.top(args.top)
     if args.benchmark:
         from .inputs.data import data_dir
@@ -230,7 +239,7 @@ def _default_score_columns(columns) -> list[str]:
     shipped = [c for c in columns if c.split(" ")[0].split(":")[0] in ("value", "robustness")]
     kernel = [c for c in columns if "." in c and not c.startswith(("setting.", "zc.")) and "/" not in c
               and c.rsplit(".", 1)[1] in main]
-    return shipped + [c for c in columns if c.startswith("zc.")] + kernel
+    return list(dict.fromkeys(shipped + [c for c in columns if c.startswith("zc.")] + kernel))
 
 
 def cmd_correlate(args) -> int:
@@ -289,3 +298,27 @@ def cmd_correlate(args) -> int:
     return 0
 
 
+
+
+def cmd_train(args) -> int:
+    from dataclasses import asdict
+
+    from .train import TrainSettings, train
+
+    arch = parse_arch(args.arch, args.data)
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+                             eps=args.eps / 255, step_size=args.step_size / 255, steps=args.steps,
+                             channels=args.channels, cells_per_stage=args.cells_per_stage, input_size=args.input_size,
+                             train_images=args.train_images, test_images=args.test_images, seed=args.seed)
+    result = train(arch, settings, data_dir=args.data, checkpoint=args.checkpoint,
+                   progress=lambda epoch, loss: print(f"epoch {epoch}/{settings.epochs}  loss {loss:.4f}",
+                                                      file=sys.stderr, flush=True))
+    summary = {"arch": result["arch"], "epochs": result["epochs"], "seconds": round(result["seconds"], 1),
+               "accuracy": result["accuracy"], "settings": asdict(settings)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{result['arch']}: {result['epochs']} epochs in {result['seconds']:.0f} s")
+        for name, value in result["accuracy"].items():
+            print(f"  {name:<10}{100 * value:6.2f}%")
+    return 0

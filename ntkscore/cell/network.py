@@ -25,6 +25,7 @@ BatchNorm modes (``NetworkConfig.bn_mode``):
   (``stop_gradient``). For per-sample Jacobians, compute them once with :func:`batch_statistics` and pass them to
   :func:`apply`; each sample is then a function of its own input only.
 * ``"identity"`` (PyTorch eval mode at init, running mean 0, var 1): ``y = γ x/sqrt(1 + ε) + β``.
+* ``"train"`` (training, :mod:`ntkscore.train`): batch statistics, differentiated like the rest of the network.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .space import NUM_EDGES
 Params = dict[str, Any]
 Stats = dict[str, Any]
 
-BN_MODES = ("batch", "identity")
+BN_MODES = ("batch", "identity", "train")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
@@ -181,6 +182,8 @@ def _batch_norm(x, scale, bias, stats, config: NetworkConfig):
     elif config.bn_mode == "batch":
         mean = lax.stop_gradient(jnp.mean(x, axis=(0, 1, 2)))
         var = lax.stop_gradient(jnp.var(x, axis=(0, 1, 2)))
+    elif config.bn_mode == "train":  # training: the batch statistics are differentiated, as PyTorch's train mode
+        mean, var = jnp.mean(x, axis=(0, 1, 2)), jnp.var(x, axis=(0, 1, 2))
     else:
         mean = jnp.zeros(x.shape[-1], x.dtype)
         var = jnp.ones(x.shape[-1], x.dtype)

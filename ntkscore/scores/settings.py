@@ -67,7 +67,7 @@ class ScoreSettings:
                              f"dataset's own size; got {self.input_size!r}")
         for name, allowed in (("attack", ("pgd", "fgsm")), ("output", OUTPUT_MODES),
                               ("engine", ("layerwise", "jacobian")), ("inputs", ("data", "random")),
-                              ("bn_mode", network.BN_MODES)):
+                              ("bn_mode", ("batch", "identity"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))

@@ -174,7 +174,8 @@ def plot_rank_rank(joined: pd.DataFrame, score_columns, metric: str, path: str |
         row = None if stats is None else stats[(stats.score == name) & (stats.metric == metric)]
         if row is not None and len(row):
             r = row.iloc[0]
-            title = f"{name}\nτ = {r.kendall_tau:.3f} [{r.tau_lo:.2f}, {r.tau_hi:.2f}], n = {int(r.n)}"
+            ci = f" [{r.tau_lo:.2f}, {r.tau_hi:.2f}]" if np.isfinite(r.tau_lo) else ""
+            title = f"{name}\nτ = {r.kendall_tau:.3f}{ci}, n = {int(r.n)}"
         else:
             title = f"{name}\nτ = {kendalltau(s, target).statistic:.3f}, n = {len(pair)}"
         ax.scatter(s, target, s=4, alpha=0.5)
