@@ -140,7 +140,7 @@ def test_real_shape_one_compilation_for_fifty_cells():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(channels=0), "channels must be a positive int"), (dict(input_size=10), "divisible by 4"),
-    (dict(bn_mode="train"), "bn_mode must be one of"), (dict(mean=(0.5,)), "mean/std need 3 values"),
+    (dict(bn_mode="eval"), "bn_mode must be one of"), (dict(mean=(0.5,)), "mean/std need 3 values"),
 ])
 def test_bad_configs(kwargs, message):
     with pytest.raises(ValueError, match=message):

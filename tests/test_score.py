@@ -124,6 +124,7 @@ def test_score_model_on_any_jax_model():
     (dict(batch_size=1), "batch_size must be an int ≥ 2"), (dict(kernels="some"), "kernels must be one of"),
     (dict(betas=(0.5, 2.0)), "each beta must be in"), (dict(dataset="mnist"), "unknown dataset"),
     (dict(attack="cw"), "attack must be"), (dict(output="diag"), "output must be one of"),
+    (dict(bn_mode="train"), "bn_mode must be one of"),  # training's BN: no per-sample Jacobians
 ])
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
