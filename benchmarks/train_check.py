@@ -119,7 +119,8 @@ def report(root: Path, out: Path) -> None:
         lines.append(f"| {beta:g} | {g['ntk_drift'].median():.3f} | {tau(g['ntk_drift'], g['pgd20@8'])} | "
                      f"{tau(g[lazy][col], g[lazy]['pgd20@8'])} | {tau(g[~lazy][col], g[~lazy]['pgd20@8'])} |")
     lines += ["", f"Training time per cell and β: median {table['train_seconds'].median():.1f} s on a 2-core CPU "
-                  "(compilation included for the first cell of each β)."]
+                  "(compilation included for the first cell of each β; the recorded run shared the CPU with another "
+                  "job for most of its time)."]
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
