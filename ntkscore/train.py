@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -254,7 +254,3 @@ def ntk_drift(params_init, params, ops, x, settings: TrainSettings) -> float:
         kernels.append(np.asarray(layerwise.cell_ntk_pairs(p, ops, [x], [stats], config, ((0, 0),))[0], np.float64))
     return float(np.linalg.norm(kernels[1] - kernels[0]) / max(np.linalg.norm(kernels[0]), 1e-30))
 
-
-def with_epochs(settings: TrainSettings, epochs: int) -> TrainSettings:
-    """``settings`` with another number of epochs (the schedule stretches with it)."""
-    return replace(settings, epochs=epochs)

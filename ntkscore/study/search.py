@@ -34,7 +34,7 @@ from ..cell import cost
 from ..cell.network import NetworkConfig
 from ..cell.space import OPS, Arch, unique_archs
 from ..scores.settings import ScoreSettings
-from .rank import open_output, pareto_front, rank
+from .rank import append_row, open_output, pareto_front, result_row
 
 STRATEGIES = ("random", "evolution", "coarse_to_fine")
 OBJECTIVES = ("value", "robustness", "both")
@@ -67,23 +67,29 @@ class Evaluator(Protocol):
 
 
 class FileEvaluator:
-    """Scores through a :class:`~ntkscore.Scorer` into the rank file ``out``; cells already in the file (same
-    settings) cost nothing. ``spent`` is the wall time of its scoring (the first cell pays the compilation)."""
+    """Scores through a :class:`~ntkscore.Scorer` into the rank file ``out`` (one fsync-ed row per cell, as
+    :func:`ntkscore.study.rank.rank` writes them); cells already in the file (same settings) cost nothing. ``spent``
+    is the wall time of its scoring (the first cell pays the compilation)."""
 
     def __init__(self, scorer, out):
+        import jax
+
         self.scorer, self.out = scorer, Path(out)
-        _, done = open_output(self.out, vars(scorer.settings), resume=True)
+        self.header, done = open_output(self.out, vars(scorer.settings), resume=True)
+        self.device = jax.devices()[0].device_kind
         self.rows: dict[str, dict] = {}
         if done:
-            table = pd.read_csv(self.out)
-            self.rows = {r["arch"]: r for r in table.to_dict("records")}
+            self.rows = {r["arch"]: r for r in pd.read_csv(self.out).to_dict("records")}
         self.spent = 0.0
 
     def score(self, archs: Sequence[Arch]) -> list[dict]:
         start = time.perf_counter()
-        for result in rank([a for a in archs if a.to_string() not in self.rows], self.scorer, self.out):
-            if result is not None:
-                self.rows[result.arch] = {"arch": result.arch, **result.metrics}
+        for arch in archs:
+            key = arch.to_string()
+            if key not in self.rows:
+                result = self.scorer(arch)
+                self.header = append_row(self.out, self.header, result_row(result, self.device))
+                self.rows[key] = {"arch": key, **result.metrics}
         self.spent += time.perf_counter() - start
         return [self.rows[a.to_string()] for a in archs]
 
