@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .cell import network
+from .cell.conv import lax_conv
 from .kernels import theory
 
 JACOV_K = 1e-5
@@ -102,7 +103,7 @@ def layer_statistics(pre: jax.Array) -> dict[str, jax.Array]:
 def _statistics_layer(statistics, fn, p, x, stats, acc):
     """``fn(p, x, stats)[0]``; its VJP returns ``statistics`` of the layer's ReLU input for ``acc`` (not a
     gradient)."""
-    return fn(p, x, stats, conv=network.lax_conv)[0]
+    return fn(p, x, stats, conv=lax_conv)[0]
 
 
 def _statistics_layer_fwd(statistics, fn, p, x, stats, acc):

@@ -115,3 +115,31 @@ def test_one_compilation_per_shape_across_cells():
         for arch in CELLS[1:]:
             scorer(arch)
     assert compiles == []
+
+
+def _convs(jaxpr, in_branch=False):
+    """``(in_branch, eqn)`` for every convolution in ``jaxpr`` and the jaxprs nested in its equations."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            yield in_branch, eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _convs(inner, in_branch or eqn.primitive.name == "cond")
+
+
+def test_every_convolution_inside_an_edge_switch_is_canonical(batches):
+    """XLA:CPU runs convolutions with transposed dimension numbers (JAX's own transpose rule) 20–30× slower inside
+    a ``lax.switch`` branch: the NTK's and the attacks' backward passes must not put any there."""
+    params, xs = batches
+    ops = jnp.asarray((3, 2, 4, 1, 3, 0))
+    canonical = jax.lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWIO", "NHWC"))
+    ntk = jax.make_jaxpr(lambda p, x: layerwise.cell_ntk_pairs(p, ops, [x], None, TINY, ((0, 0),)))(params, xs[0])
+    attack = jax.make_jaxpr(jax.grad(lambda x: network.apply(params, ops, x, TINY,
+                                                             layer=network.input_gradient_layer).sum()))(xs[0])
+    for jaxpr in (ntk.jaxpr, attack.jaxpr):
+        in_branches = [eqn for in_branch, eqn in _convs(jaxpr) if in_branch]
+        assert len(in_branches) >= 4  # forward and backward of both convolution ops
+        assert all(eqn.params["dimension_numbers"] == canonical for eqn in in_branches)
+        assert all(eqn.params["lhs_dilation"] == (1, 1) for eqn in in_branches)

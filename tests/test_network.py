@@ -7,7 +7,7 @@ from conftest import TINY
 from jax import lax
 from scipy.stats import spearmanr
 
-from ntkscore.cell import cost, network
+from ntkscore.cell import conv, cost, network
 from ntkscore.cell.space import OPS, Arch, all_archs
 
 BEST = Arch((3,) * 6)
@@ -21,14 +21,23 @@ def tiny():
     return params, x
 
 
-def test_im2col_conv_equals_lax_conv():
+def test_conv_and_its_weight_gradient_equal_xla():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 5))
     for k, stride in [(3, 1), (3, 2), (1, 1)]:
         w = jax.random.normal(jax.random.PRNGKey(k), (k, k, 5, 7))
         pad = (k - 1) // 2
         ref = lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad)] * 2,
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        np.testing.assert_allclose(network._conv(x, w, stride), ref, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(conv.im2col_conv(x, w, stride), ref, rtol=1e-5, atol=1e-5)
+        g = jax.random.normal(jax.random.PRNGKey(9), ref.shape)
+        dx_ref, dw_ref = jax.vjp(lambda x, w: lax.conv_general_dilated(
+            x, w, (stride, stride), [(pad, pad)] * 2, dimension_numbers=("NHWC", "HWIO", "NHWC")), x, w)[1](g)
+        dx, dw = jax.vjp(lambda x, w: conv.im2col_conv(x, w, stride), x, w)[1](g)
+        np.testing.assert_allclose(dw, dw_ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)
+        dx_only, dw_zero = jax.vjp(lambda x, w: conv.input_gradient_conv(x, w, stride), x, w)[1](g)
+        np.testing.assert_allclose(dx_only, dx_ref, rtol=1e-4, atol=1e-4)
+        assert not np.any(np.asarray(dw_zero))
 
 
 def test_avg_pool_does_not_count_padding():

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .conv import im2col_conv, input_gradient_conv
 from .space import NUM_EDGES
 
 Params = dict[str, Any]
@@ -130,54 +131,24 @@ def init(key: jax.Array, config: NetworkConfig = NetworkConfig()) -> Params:
 
 # ---------------------------------------------------------------------------------------------------------------
 # layers
-def _im2col(x, k: int, stride: int):
-    """The k² shifted (strided) slices of the zero-padded input, concatenated in (kh, kw, cin) order."""
-    pad = (k - 1) // 2
-    h, wd = x.shape[1], x.shape[2]
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
-    return jnp.concatenate(
-        [xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
-         for i in range(k) for j in range(k)], axis=-1)
-
-
-def lax_conv(x, w, stride: int):
-    """'Same' convolution of ``x`` (NHWC) with the HWIO kernel ``w`` by XLA (``lax.conv_general_dilated``)."""
-    pad = (w.shape[0] - 1) // 2
-    return lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv(x, w, stride: int = 1):
-    """'Same' convolution of ``x`` (NHWC) with the HWIO kernel ``w``: ``y = im2col(x) · W``, ``W = w.reshape(k²·cin, cout)``.
-
-    Forward and input gradient run XLA's convolution; the weight gradient is written out as the matmul
-    ``∂W = im2col(x)ᵀ · δ``, so per-sample weight gradients (under ``vmap``) are batched matmuls rather than the
-    grouped convolutions XLA runs slowly on a CPU (measured in ``benchmarks/speed.py``).
-    """
-    return lax_conv(x, w, stride)
-
-
-def _conv_fwd(x, w, stride):
-    return _conv(x, w, stride), (x, w)
-
-
-def _conv_bwd(stride, residuals, g):
-    x, w = residuals
-    k = w.shape[0]
-    patches = _im2col(x, k, stride)
-    dw = jnp.einsum("bhwp,bhwc->pc", patches, g).reshape(w.shape)
-    _, vjp_x = jax.vjp(lambda x: lax_conv(x, w, stride), x)
-    return vjp_x(g)[0], dw
-
-
-_conv.defvjp(_conv_fwd, _conv_bwd)
+def per_batch_statistics(x, sizes: tuple[int, ...]):
+    """BN statistics of the concatenation ``x`` of batches of ``sizes``: each batch's own mean and (biased) variance
+    over its samples and positions, repeated for its samples, ``(n, C)`` each, held constant (``stop_gradient``)."""
+    means, variances, start = [], [], 0
+    for m in sizes:
+        part = x[start:start + m]
+        start += m
+        means.append(jnp.broadcast_to(jnp.mean(part, axis=(0, 1, 2)), (m, x.shape[-1])))
+        variances.append(jnp.broadcast_to(jnp.var(part, axis=(0, 1, 2)), (m, x.shape[-1])))
+    return lax.stop_gradient(jnp.concatenate(means)), lax.stop_gradient(jnp.concatenate(variances))
 
 
 def _batch_norm(x, scale, bias, stats, config: NetworkConfig):
-    """Returns ``(y, (mean, var))``; ``stats`` given → use them, else batch statistics (or 0/1 in identity mode)."""
-    if stats is not None:
+    """Returns ``(y, (mean, var))``; ``stats`` given → use them (a callable: ``stats(x)``, e.g. a partial of
+    :func:`per_batch_statistics`), else batch statistics (or 0/1 in identity mode)."""
+    if callable(stats):
+        mean, var = stats(x)
+    elif stats is not None:
         mean, var = stats
     elif config.bn_mode == "batch":
         mean = lax.stop_gradient(jnp.mean(x, axis=(0, 1, 2)))
@@ -188,6 +159,8 @@ def _batch_norm(x, scale, bias, stats, config: NetworkConfig):
         mean = jnp.zeros(x.shape[-1], x.dtype)
         var = jnp.ones(x.shape[-1], x.dtype)
     m, v = (mean[:, None, None, :], var[:, None, None, :]) if jnp.ndim(mean) == 2 else (mean, var)
+    if jnp.ndim(scale) == 2:  # per-sample copies of γ, β (n, C): see conv.per_sample_conv
+        scale, bias = scale[:, None, None, :], bias[:, None, None, :]
     y = (x - m) * lax.rsqrt(v + config.bn_eps) * scale + bias  # 2-D stats: per sample (n, C), see .layerwise
     return y, (mean, var)
 
@@ -200,23 +173,21 @@ def plain_layer(fn, p, x, stats):
 
 
 def input_gradient_layer(fn, p, x, stats):
-    """``fn`` with XLA's own convolution, for when only ∂/∂x is needed (attacks): inside a ``lax.switch`` branch
-    XLA cannot drop the unused weight gradient of :func:`_conv`'s custom VJP, which made a batch-480 input gradient
-    3.7× slower (9.6 s vs 2.6 s, C16 N1, 2-core CPU)."""
-    return fn(p, x, stats, conv=lax_conv)
+    """``fn`` with :func:`input_gradient_conv`, for when only ∂/∂x is needed (attacks): no weight gradient is formed."""
+    return fn(p, x, stats, conv=input_gradient_conv)
 
 
-def _conv_bn_layer(p, x, stats, config, conv=_conv):
+def _conv_bn_layer(p, x, stats, config, conv=im2col_conv):
     """Stem: ``BN(conv3×3(x))``."""
     return _batch_norm(conv(x, p["w"], 1), p["scale"], p["bias"], stats, config)
 
 
-def _relu_conv_bn_layer(p, x, stats, config, stride: int = 1, conv=_conv):
+def _relu_conv_bn_layer(p, x, stats, config, stride: int = 1, conv=im2col_conv):
     """``BN(conv(ReLU(x)))`` (cell edges and the residual blocks' main path)."""
     return _batch_norm(conv(jax.nn.relu(x), p["w"], stride), p["scale"], p["bias"], stats, config)
 
 
-def _shortcut_layer(w, x, stats, config, conv=_conv):
+def _shortcut_layer(w, x, stats, config, conv=im2col_conv):
     """Residual shortcut ``conv1×1(AvgPool2×2(x))`` (no BN)."""
     pooled = lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
     return conv(pooled, w, 1), stats
@@ -225,7 +196,10 @@ def _shortcut_layer(w, x, stats, config, conv=_conv):
 def _head_layer(p, x, stats, config, conv=None):
     """``Linear(mean_hw(ReLU(BN(x))))`` → logits."""
     h, s = _batch_norm(x, p["scale"], p["bias"], stats, config)
-    return jnp.mean(jax.nn.relu(h), axis=(1, 2)) @ p["w"] + p["b"], s
+    features = jnp.mean(jax.nn.relu(h), axis=(1, 2))
+    if jnp.ndim(p["w"]) == 3:  # per-sample copies of the weights (see conv.per_sample_conv)
+        return jnp.einsum("nd,ndk->nk", features, p["w"]) + p["b"], s
+    return features @ p["w"] + p["b"], s
 
 
 def relu_input(fn, p, x, stats):

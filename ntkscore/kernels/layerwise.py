@@ -15,7 +15,12 @@ yields the whole kernel. What this buys, measured in ``benchmarks/speed.py``:
 * layers inside an edge's ``lax.switch`` that the cell does not use cost nothing (the generic path materialises and
   contracts their zero gradients);
 * the batches of a score (``X``, ``A(X)``, ``A(A(X))``) go through one forward and one backward pass together, each
-  sample with its own batch's BN statistics, and every cross kernel comes out of the same ``Gram`` matrix.
+  sample with its own batch's BN statistics (computed in that forward pass), and every cross kernel comes out of
+  the same ``Gram`` matrix;
+* each layer's forward pass keeps the pullback of the layer with its parameters broadcast to one copy per sample,
+  so the backward pass gets every ``G_l`` and the input cotangent from one VJP, without recomputing the layer, and
+  every convolution in an edge's branch is an ordinary NHWC/HWIO one (see
+  :func:`ntkscore.cell.conv.per_sample_conv`): the switch costs what the chosen op costs.
 
 Exact, not an approximation: it equals :func:`ntkscore.kernels.ntk.ntk_pairs` to float32 rounding (``tests/test_layerwise.py``).
 Valid because, with BN statistics held constant, each sample's logits depend only on that sample.
@@ -31,6 +36,17 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..cell import network
+from ..cell.conv import input_gradient_conv, per_sample_conv
+
+
+def _sample_gram(leaves) -> jax.Array:
+    """``Σ_leaves G Gᵀ`` ``(n, n)`` of per-sample gradients (each leaf ``(n, ...)``: one row per sample)."""
+    n = leaves[0].shape[0]
+    out = jnp.zeros((n, n), leaves[0].dtype)
+    for leaf in leaves:
+        flat = leaf.reshape(n, -1)
+        out = out + lax.dot_general(flat, flat, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
+    return out
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -38,33 +54,26 @@ def _gram_layer(fn, p, x, stats, gram):
     """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) as the cotangent of
     the ``(n, n)`` dummy ``gram`` (the whole kernel's, or the layer's or group's own slot when the kernel is split).
 
-    The forward pass and the input cotangent use XLA's convolution (``conv=lax_conv``); the per-sample parameter
-    gradients use the layers' default convolution, whose weight gradient is a batched matmul under ``vmap``.
+    The forward pass takes the VJP of the layer with every parameter broadcast to one copy per sample
+    (convolutions through :func:`ntkscore.cell.conv.per_sample_conv`): its pullback, kept as the residual,
+    gives the per-sample parameter gradients and the input cotangent in one pass, with no recomputation.
     """
-    return fn(p, x, stats, conv=network.lax_conv)[0]
+    return fn(p, x, stats, conv=input_gradient_conv)[0]
 
 
 def _gram_layer_fwd(fn, p, x, stats, gram):
-    return _gram_layer(fn, p, x, stats, gram), (p, x, stats, gram)
+    n = x.shape[0]
+    per_sample = jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + a.shape), p)
+    y, pullback = jax.vjp(lambda q, z: fn(q, z, stats, conv=per_sample_conv)[0], per_sample, x)
+    return y, (pullback, stats)
 
 
 def _gram_layer_bwd(fn, residuals, g):
-    p, x, stats, gram = residuals
-
-    def one_sample(xi, si, gi):
-        si = jax.tree.map(lambda a: a[None], si)
-        _, vjp = jax.vjp(lambda q: fn(q, xi[None], si)[0], p)
-        return vjp(gi[None])[0]
-
-    per_sample = jax.vmap(one_sample)(x, stats, g)
-    contribution = jnp.zeros(gram.shape[-2:], gram.dtype)
-    for leaf in jax.tree.leaves(per_sample):
-        flat = leaf.reshape(leaf.shape[0], -1)
-        contribution = contribution + lax.dot_general(flat, flat, (((1,), (1,)), ((), ())),
-                                                      precision=lax.Precision.HIGHEST)
-    _, vjp_x = jax.vjp(lambda z: fn(p, z, stats, conv=network.lax_conv)[0], x)
-    dx = vjp_x(g)[0]
-    return jax.tree.map(jnp.zeros_like, p), dx, jax.tree.map(jnp.zeros_like, stats), contribution
+    pullback, stats = residuals
+    per_sample, dx = pullback(g)
+    contribution = _sample_gram(jax.tree.leaves(per_sample))
+    zeros_p = jax.tree.map(lambda a: jnp.zeros(a.shape[1:], a.dtype), per_sample)
+    return zeros_p, dx, jax.tree.map(jnp.zeros_like, stats), contribution
 
 
 _gram_layer.defvjp(_gram_layer_fwd, _gram_layer_bwd)
@@ -98,20 +107,32 @@ def _slots(config: network.NetworkConfig, split: str) -> tuple[dict[tuple[str, .
 
 
 class _GramHook:
-    """The layer hook that routes each layer's ``G Gᵀ`` into ``gram`` (into ``gram[slots[path]]`` when split)."""
+    """The layer hook that routes each layer's ``G Gᵀ`` into ``gram`` (into ``gram[slots[path]]`` when split).
 
-    def __init__(self, gram, slots: dict[tuple[str, ...], int] | None, path: tuple[str, ...] = ()):
-        self.gram, self.slots, self.path = gram, slots, path
+    ``own_stats`` (a callable ``x → (mean, var)``, see :func:`ntkscore.cell.network.per_batch_statistics`), when
+    given, is what every BN layer that gets no statistics normalises with: each batch's own statistics, computed in
+    this forward pass rather than in a separate one."""
+
+    def __init__(self, gram, slots: dict[tuple[str, ...], int] | None, path: tuple[str, ...] = (), own_stats=None):
+        self.gram, self.slots, self.path, self.own_stats = gram, slots, path, own_stats
 
     def scope(self, name: str) -> "_GramHook":
-        return _GramHook(self.gram, self.slots, self.path + (name,))
+        return _GramHook(self.gram, self.slots, self.path + (name,), self.own_stats)
 
     def __call__(self, fn, p, h, s):  # split: the slot's own (n, n) leaf, so no layer's cotangent is (slots, n, n)
         gram = self.gram if self.slots is None else self.gram[self.slots[self.path]]
-        y = _gram_layer(fn, p, h, s, gram)
-        if s is None:  # identity BN (or none): callers only need the statistics' structure
+        layer_fn = fn
+        if s is None and self.own_stats is not None:
+            layer_fn = partial(_with_stats, fn, self.own_stats)
+        y = _gram_layer(layer_fn, p, h, s, gram)
+        if s is None:  # statistics computed in the layer, or identity BN: callers only need their structure
             s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
         return y, s
+
+
+def _with_stats(fn, stats, p, x, _, **kwargs):
+    """``fn(p, x, stats, **kwargs)`` whatever statistics it is called with."""
+    return fn(p, x, stats, **kwargs)
 
 
 def gram_lanes(params, ops, xs: Sequence[jax.Array], stats_list, config: network.NetworkConfig,
@@ -122,14 +143,19 @@ def gram_lanes(params, ops, xs: Sequence[jax.Array], stats_list, config: network
     ``cotangents_of(logits)`` maps the ``(N, k)`` logits of the forward pass to the ``(lanes, N, k)`` cotangents
     (e.g. the ``k`` unit vectors for the traced NTK, ones for the NTK of the summed logits, ``softmax − one-hot``
     for the loss-gradient kernel). One forward pass; one backward pass per lane, ``vmap``-ed.
+
+    ``stats_list[i]`` are the BN statistics to use for ``xs[i]`` (:func:`ntkscore.cell.network.batch_statistics`);
+    ``None``: in ``bn_mode="batch"`` each batch's own statistics, computed in this forward pass; else identity BN.
     """
     x = jnp.concatenate(list(xs), axis=0)
     n = x.shape[0]
-    stats = None if stats_list is None else _per_sample_stats(stats_list, [b.shape[0] for b in xs])
+    sizes = tuple(b.shape[0] for b in xs)
+    stats = None if stats_list is None else _per_sample_stats(stats_list, sizes)
+    own = partial(network.per_batch_statistics, sizes=sizes) if stats is None and config.bn_mode == "batch" else None
     slots, size = _slots(config, split)
 
     def logits_of(gram):
-        return network.forward(params, ops, x, config, stats, layer=_GramHook(gram, slots))[0]
+        return network.forward(params, ops, x, config, stats, layer=_GramHook(gram, slots, own_stats=own))[0]
 
     gram0 = tuple(jnp.zeros((n, n), x.dtype) for _ in range(size)) if slots else jnp.zeros((n, n), x.dtype)
     logits, vjp = jax.vjp(logits_of, gram0)
@@ -197,7 +223,7 @@ def cell_ntk_pairs(params, ops, xs: Sequence[jax.Array], stats_list: Sequence[ne
     """``[Θ(xs[a], xs[b]) for (a, b) in pairs]`` of the NB201 network with cell ``ops``, the layerwise way.
 
     ``stats_list[i]`` are the BN statistics for ``xs[i]`` (:func:`ntkscore.cell.network.batch_statistics`), or
-    ``None`` in ``bn_mode="identity"``. ``output`` is ``"trace"`` (Σ over logits) or ``"sum"`` (of logits).
+    ``None``: each batch's own (``bn_mode="batch"``) or identity BN. ``output`` is ``"trace"`` (Σ over logits) or ``"sum"`` (of logits).
     With ``by_group`` each kernel comes back split by parameter group, ``(len(network.GROUPS), n_a, n_b)``:
     ``Θ = Σ_g Θ_g`` with ``Θ_g`` the sum over the layers ``l`` of group ``g`` of ``⟨∂f/∂W_l, ∂f/∂W_l⟩``.
     """

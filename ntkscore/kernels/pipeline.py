@@ -4,7 +4,8 @@ For an NB201 cell with op indices ``ops`` (data, not structure), one jitted prog
 supernet parameters, the batch ``X`` with labels ``y`` and a PRNG ``key`` (the PGD random start):
 
 1. ``A(X)`` and ``A(A(X))`` (PGD or FGSM with the true labels; BN uses the statistics of the batch being attacked);
-2. the BN statistics of ``X``, ``A(X)``, ``A(A(X))`` (``bn_mode="batch"``), each held constant;
+2. the BN statistics of ``X``, ``A(X)``, ``A(A(X))`` (``bn_mode="batch"``), each held constant (computed in
+   the kernels' own forward pass);
 3. the requested kernels ``Θ(xs[a], xs[b])`` with the layerwise engine (:func:`ntkscore.kernels.layerwise.cell_ntk_pairs`);
    with ``spec.family``, split by layer in the same backward pass with two more cotangent lanes
    (:func:`ntkscore.kernels.layerwise.family_lanes`), the per-layer spectra reduced to scalars on the device, and the Fisher
@@ -150,11 +151,12 @@ def _cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.Netw
         attack_fn = CellNetwork(config, input_gradients_only=True)
         xs.extend(adversarial_batches(attack_fn, params, x, y, (ops, None), key, spec))
         xs = xs[:batches_for(spec.kernels)]
-    stats = [network.batch_statistics(params, ops, b, config) for b in xs] if config.bn_mode == "batch" else None
     pairs = tuple(KERNEL_PAIRS[n] for n in names)
-    if spec.family:
+    if spec.family:  # the Fisher pass takes a sub-batch, normalised with its whole batch's statistics
+        stats = [network.batch_statistics(params, ops, b, config) for b in xs] if config.bn_mode == "batch" else None
         return _kernels_and_family(params, ops, xs, stats, y, pairs, spec, config)
-    return tuple(layerwise.cell_ntk_pairs(params, ops, xs, stats, config, pairs, spec.output, by_group=True)), {}
+    # each batch's BN statistics are computed in the kernels' own forward pass
+    return tuple(layerwise.cell_ntk_pairs(params, ops, xs, None, config, pairs, spec.output, by_group=True)), {}
 
 
 @partial(jax.jit, static_argnames=("spec", "config"))
