@@ -3,8 +3,9 @@
     python benchmarks/ntk_float64.py          # after benchmarks/peer_speed.py, to include PyTorch's kernels
 
 For the cells of ``benchmarks/peer_speed.py`` (C16 N5, 32×32, the scorer's CIFAR-10 batch, B = 16), the reference
-is the plain per-sample-gradient kernel in float64: ``jax.vmap(jax.grad)`` (summed logits) or ``jax.vmap(jax.jacrev)``
-(traced NTK) of :func:`ntkscore.cell.network.apply` with the batch's BN statistics held constant, then the Gram.
+is the plain per-sample-gradient kernel in float64: ``jax.vmap(jax.grad)`` of the summed logits (or of each logit
+in turn, summed over logits for the traced NTK) of :func:`ntkscore.cell.network.apply` with the batch's BN
+statistics held constant, then the Gram.
 Reported: ‖K − K_ref‖_F / ‖K_ref‖_F for ntkscore's layerwise engine run in float64 (the engine itself) and in
 float32 (what a score uses), and for the ``torch.func`` kernel of ``peer_speed_kernels.npz`` (float32) when present.
 Results: ``benchmarks/results/ntk_float64.md``.
@@ -35,13 +36,15 @@ def reference(params, ops, x, config, output: str) -> np.ndarray:
     def logits(p, xi):
         return network.apply(p, ops, xi[None], config, stats)[0]
 
-    if output == "sum":
-        grads = jax.vmap(jax.grad(lambda p, xi: logits(p, xi).sum()), in_axes=(None, 0))(params, x)
+    @jax.jit
+    def gram(v):  # the kernel of the output v·f, from the per-sample gradients
+        grads = jax.vmap(jax.grad(lambda p, xi: logits(p, xi) @ v), in_axes=(None, 0))(params, x)
         g = jnp.concatenate([a.reshape(n, -1) for a in jax.tree.leaves(grads)], 1)
-        return np.asarray(g @ g.T)
-    jac = jax.vmap(jax.jacrev(logits), in_axes=(None, 0))(params, x)
-    g = jnp.concatenate([a.reshape(n, config.num_classes, -1) for a in jax.tree.leaves(jac)], 2)
-    return np.asarray(jnp.einsum("iap,jap->ij", g, g))
+        return g @ g.T
+
+    if output == "sum":
+        return np.asarray(gram(jnp.ones(config.num_classes, x.dtype)))
+    return sum(np.asarray(gram(v)) for v in jnp.eye(config.num_classes, dtype=x.dtype))  # one logit at a time
 
 
 def main() -> int:

@@ -12,8 +12,9 @@ Runs, in order, and writes to ``benchmarks/results/``:
 3. the agreement of ntkscore's zero-cost terms with the published values (NAS-Bench-Suite-Zero) on the real-shape
    cells;
 4. the search study's and the Ray timing's recorded tables (``search.csv`` by ``search.py``, ``ray_speed.json`` by
-   ``ray_speed.py``) and the speed tables recorded by ``speed.py`` (``speed*.json``): runs that time a machine are not
-   re-run here; each table names its command and machine;
+   ``ray_speed.py``), the comparison with the PyTorch peers (``peer_speed.md`` by ``peer_speed.py``,
+   ``ntk_float64.md`` by ``ntk_float64.py``) and the speed tables recorded by ``speed.py`` (``speed*.json``): runs
+   that time a machine are not re-run here; each table names its command and machine;
 
 and assembles ``REPORT.md``: the headline tables, each with the command that made it, and links to the full reports.
 """
@@ -125,6 +126,15 @@ def speed_tables() -> list[str]:
     return lines
 
 
+def recorded(name: str) -> list[str]:
+    """The body of a recorded benchmark report ``results/<name>.md`` (its title dropped), or a line saying that the
+    benchmark has not been run."""
+    path = RESULTS / f"{name}.md"
+    if not path.exists():
+        return [f"(`{name}.md` not recorded: run `python benchmarks/{name}.py`.)"]
+    return path.read_text().split("\n", 2)[2].strip().splitlines()
+
+
 def batch_size_summary() -> list[str]:
     """τ of the attacked kernel's λ_min, bound and trace at B = 16 and B = 64 on the same cells (``batch_size.csv``)."""
     table = pd.read_csv(RESULTS / "batch_size.csv").set_index(["score", "metric", "table"])
@@ -207,6 +217,12 @@ def main(argv=None) -> int:
         *search_summary(), "",
         "## Ranking on a Ray cluster", "",
         *ray_summary(), "",
+        "## Against the PyTorch peers", "",
+        "The same network, weights and images in ntkscore and in PyTorch (`benchmarks/peer_speed.py`; PyTorch in "
+        "its own environment):", "",
+        *recorded("peer_speed"), "",
+        "How exact both float32 kernels are (`benchmarks/ntk_float64.py`):", "",
+        *recorded("ntk_float64"), "",
         "## Speed", "",
         "Seconds per cell (median after a warm-up call) at the real shape (C16 N5, 32×32), for a light "
         "(`|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+…`), a mixed and an all-`nor_conv_3x3` cell; *first "

@@ -40,7 +40,7 @@ CELLS = {
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: int = 1, family: bool = True) -> dict:
+def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: int = 1, family: bool = False) -> dict:
     """One configuration in this process; returns its measurements."""
     import jax
 
@@ -146,8 +146,9 @@ def main(argv=None) -> int:
                    help="skip the jacobian engine above this batch size (its memory grows with B·k·P)")
     p.add_argument("--arch-batches", nargs="+", type=int, default=[1],
                    help="cells per device step (>1: the architecture-batched program, layerwise engine only)")
-    p.add_argument("--family", nargs="+", choices=("on", "off"), default=["on"],
-                   help="with and/or without the NTK family (ntkscore.kernels.family); 'on off' measures its overhead")
+    p.add_argument("--family", nargs="+", choices=("on", "off"), default=["off"],
+                   help="with and/or without the NTK family (ntkscore.kernels.family; off by default, as in "
+                        "ScoreSettings); 'on off' measures its overhead")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.md"))
     p.add_argument("--append", action="store_true", help="keep the rows already in --out's .json")

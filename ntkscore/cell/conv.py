@@ -8,7 +8,7 @@
 
 Every convolution their VJPs emit at stride 1 is an ordinary NHWC/HWIO one: XLA:CPU runs the convolutions of
 JAX's transpose rule (non-canonical dimension numbers) 20–30× slower inside a ``lax.switch`` branch than outside
-(measured: 6 layers of C16 at batch 160, gradient 7.0 s vs 0.22 s), and every cell edge is such a branch.
+(``benchmarks/switch_conv.py``), and every cell edge is such a branch.
 """
 
 from __future__ import annotations
