@@ -24,7 +24,6 @@ import pandas as pd
 
 from ntkscore.inputs.data import data_dir
 from ntkscore.kernels import family
-from ntkscore.scores import formula
 from ntkscore.study import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +54,6 @@ SINGLE = ("features.lambda_min", "zc.meco", "baseline.params", "baseline.flops",
 
 def study(label: str, path: Path, root: Path, n_boot: int) -> tuple[list[str], pd.DataFrame]:
     scores = pd.read_csv(path)
-    shipped = pd.DataFrame(formula.formula_scores(scores), index=scores.index)  # where their metrics are here
-    scores = pd.concat([scores.drop(columns=[c for c in shipped if c in scores]), shipped], axis=1)
     joined, _ = evaluate.join_benchmarks(scores, root / "nasrobbench201" / "cifar10.csv",
                                          root / "nb201" / "cifar10_clean_acc.csv")
     joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],

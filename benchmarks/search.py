@@ -4,15 +4,16 @@
     python benchmarks/search.py --live 60        # and one live 60-second search, to check the replay's clock
 
 The strategies of :mod:`ntkscore.study.search` run through a *replay* evaluator: a cell's scores are read from the
-committed whole-space table of the zero-cost terms (``proxies_space.csv.gz``: every unique cell at C16 N1, 16×16, 64
-images — the settings of ``ntkscore search --channels 16 --cells-per-stage 1 --input-size 16``), and each newly scored
-cell advances a clock by the seconds its scoring took when the table was made on a 2-core CPU; the first cell also
-pays the compilation (:data:`COMPILE_S`). The objective is ``value``. For budgets of 1, 5 and 10 minutes and 10
-search seeds it reports the NAS-RobBench-201 PGD-8 and clean accuracy of the cell each strategy ranks first, and its
-regret against the best cell of the space — over all cells and under ``--max-params 0.5M`` — beside random search
-and the largest #params under the constraint (which needs no scoring). ``coarse_to_fine`` is not replayed: its fine
-stage needs scores at a second setting for whatever cells the coarse stage picks, and no such whole-space table is
-committed.
+committed whole-space table at the default settings (``space_seed0.csv.gz``, with the ``value`` column as ``ntkscore
+rank`` writes it), and each newly scored cell advances a clock by the seconds its scoring took when the table was made
+on a 2-core CPU; the first cell also pays the compilation (estimated
+from the table: its slowest cell minus the median). The objective is the shipped ``value``.
+For budgets of 1, 5 and 10 minutes and 10 search seeds it reports the NAS-RobBench-201 PGD-8 and clean accuracy of
+the cell each strategy ranks first, its regret against the best cell of the space, and the regret of the best of its
+top 5 — over all cells and under ``--max-params 0.5M`` — beside random search and the largest #params under the
+constraint (which needs no scoring). ``value`` was fitted on the development cells (20%), which the search also
+visits: the regret is over the whole space, as a user meets it. ``coarse_to_fine`` is not replayed: its coarse stage
+needs a second whole-space table.
 Writes ``benchmarks/results/search.{md,csv}``.
 """
 
@@ -29,14 +30,13 @@ import pandas as pd
 from ntkscore.cell import cost
 from ntkscore.cell.space import Arch
 from ntkscore.inputs.data import data_dir
-from ntkscore.scores import formula
 from ntkscore.study import benchmarks
 from ntkscore.study.benchmarks import canonical_keys
 from ntkscore.study.search import TARGET, Constraints, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-TABLE = RESULTS / "proxies_space.csv.gz"
+TABLE = RESULTS / "space_seed0.csv.gz"
 BUDGETS = (60, 300, 600)
 SEEDS = range(10)
 STRATEGIES = ("evolution", "random")
@@ -64,7 +64,6 @@ class ReplayEvaluator:
 def load(root: Path) -> tuple[dict[str, dict], pd.DataFrame, float]:
     """The table's rows by arch (with ``value``), the benchmark accuracies by arch, and the compilation estimate."""
     table = pd.read_csv(TABLE)
-    table = table.assign(value=formula.VALUE(table))
     bench = benchmarks.load_robbench_csv(root / "nasrobbench201" / "cifar10.csv")
     keys = dict(zip(canonical_keys(bench["arch_str"]), zip(bench[PGD8], bench[CLEAN])))
     acc = pd.DataFrame({"arch": table["arch"], PGD8: [keys.get(k, (np.nan, np.nan))[0]
@@ -88,34 +87,38 @@ def main(argv=None) -> int:
         best = admissible[PGD8].max()
         largest = admissible.sort_values(["params", PGD8], ascending=[False, True]).iloc[0]  # ties: the worse one
         records.append({"constraint": limit_name, "strategy": "largest #params", "budget_s": 0, "seed": -1,
-                        "cells": 0, "pgd8": largest[PGD8], "clean": largest[CLEAN], "regret_pp": 100 * (best - largest[PGD8])})
+                        "cells": 0, "pgd8": largest[PGD8], "clean": largest[CLEAN], "regret_pp": 100 * (best - largest[PGD8]),
+                        "regret_top5_pp": np.nan})
         for budget in BUDGETS:
             for strategy in STRATEGIES:
                 for seed in SEEDS:
                     result = run_search(strategy, "value", budget, ReplayEvaluator(rows, compile_s),
                                         constraints=limit, seed=seed)
-                    found = result.top(1)["arch"].iloc[0]
+                    top = result.top(5)["arch"]
+                    found = top.iloc[0]
                     records.append({"constraint": limit_name, "strategy": strategy, "budget_s": budget, "seed": seed,
                                     "cells": len(result.ranked()), "pgd8": acc.loc[found, PGD8],
-                                    "clean": acc.loc[found, CLEAN], "regret_pp": 100 * (best - acc.loc[found, PGD8])})
+                                    "clean": acc.loc[found, CLEAN], "regret_pp": 100 * (best - acc.loc[found, PGD8]),
+                                    "regret_top5_pp": 100 * (best - acc.loc[list(top), PGD8].max())})
     table = pd.DataFrame(records)
     table.to_csv(Path(args.out).with_suffix(".csv"), index=False, float_format="%.5g")
     lines = ["# Search: regret of the top-1 cell against the best of the space", "",
              "Command: `python benchmarks/search.py" + (f" --live {args.live:g}" if args.live else "") + "`", "",
-             f"Replayed from `{TABLE.name}` (value = log `zc.meco` at C16 N1, 16×16; the recorded seconds per cell "
+             f"Replayed from `{TABLE.name}` (the shipped `value` at the default settings; the recorded seconds per cell "
              f"of a 2-core CPU, median {pd.Series([r['seconds'] for r in rows.values()]).median():.2f} s, plus "
              f"{compile_s:.0f} s of compilation for the first cell). Regret: the best NAS-RobBench-201 PGD-8 "
-             "accuracy among the admissible cells minus the found cell's, in percentage points; median [min, max] "
+             "accuracy among the admissible cells minus the found cell's (top-1) or the best of its top 5, in percentage "
+             "points; median [min, max] "
              f"over {len(SEEDS)} search seeds. The space's best PGD-8 accuracy: "
              + ", ".join(f"{100 * acc[acc['params'] <= (c.max_params or np.inf)][PGD8].max():.2f}% ({n})"
                          for n, c in LIMITS.items()) + ".", "",
-             "| constraint | strategy | budget | cells scored | found PGD-8 | found clean | regret (pp) |",
-             "|---|---|---|---|---|---|---|"]
+             "| constraint | strategy | budget | cells scored | found PGD-8 | found clean | top-1 regret (pp) | "
+             "best-of-top-5 regret (pp) |", "|---|---|---|---|---|---|---|---|"]
     for (limit, strategy, budget), g in table.groupby(["constraint", "strategy", "budget_s"], sort=False):
         when = "none (no scoring)" if budget == 0 else f"{budget // 60} min"
         lines.append(f"| {limit} | {strategy} | {when} | {int(g.cells.median())} | {100 * g.pgd8.median():.2f}% | "
                      f"{100 * g.clean.median():.2f}% | {g.regret_pp.median():.2f} [{g.regret_pp.min():.2f}, "
-                     f"{g.regret_pp.max():.2f}] |")
+                     f"{g.regret_pp.max():.2f}] | {g.regret_top5_pp.median():.2f} |")
     ten = table[(table.budget_s == 600) & (table.strategy != "largest #params")]
     lines += ["", "Goal: median regret ≤ 0.3 pp within 10 minutes, beating random search and #params:", ""]
     for limit in LIMITS:
@@ -125,7 +128,7 @@ def main(argv=None) -> int:
     if args.live:
         from ntkscore import ScoreSettings, search
 
-        settings = ScoreSettings(channels=16, cells_per_stage=1, input_size=16, kernels="none")
+        settings = ScoreSettings()
         start = time.perf_counter()
         live = search("value", args.live, strategy="random", settings=settings, out=RESULTS / "search_live.csv.tmp",
                       data_dir=args.data, seed=0)

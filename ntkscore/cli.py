@@ -6,26 +6,30 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import cmd_correlate, cmd_data, cmd_rank, cmd_score, cmd_search, cmd_space, cmd_train
+from .commands import cmd_correlate, cmd_data, cmd_fit, cmd_rank, cmd_score, cmd_search, cmd_space, cmd_train
 
 DEFAULT_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 def _add_score_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scoring settings")
+    from .scores.settings import ScoreSettings
+
+    d = ScoreSettings()
+    g = p.add_argument_group("scoring settings (defaults: the shipped scores' settings; value and robustness are "
+                             "computed at those only, or with --predictor at its own)")
     g.add_argument("--dataset", default="cifar10",
                    help="cifar10 (default), cifar100 or ImageNet16-120; the images are DATA/images/<dataset>_train.npz "
                         "(cifar10: cifar10_train_5000.npz), see 'ntkscore data --help'")
-    g.add_argument("--batch-size", type=int, default=16, help="images in the NTK batch (default 16)")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images in the NTK batch (default {d.batch_size})")
     g.add_argument("--seed", type=int, default=0, help="PRNG seed: initialisation, batch and attack noise")
-    g.add_argument("--kernels", choices=["clean", "robust", "all", "none"], default="all",
-                   help="clean: K only; robust: + K̃_ε, K̄_ε; all (default): + K̃_2ε, K̄_2ε; none: the proxies only")
+    g.add_argument("--kernels", choices=["clean", "robust", "all", "none"], default=d.kernels,
+                   help=f"clean: K only; robust: + K̃_ε, K̄_ε; all: + K̃_2ε, K̄_2ε; none: the proxies only (default {d.kernels})")
     g.add_argument("--no-proxies", dest="proxies", action="store_false",
                    help="skip the zero-cost proxy terms (NASWOT, jacov, synflow, MeCo; see ntkscore.proxies)")
     g.add_argument("--proxy-batch-size", type=int, default=64, help="images in the proxies' batch (default 64)")
-    g.add_argument("--family", action="store_true",
-                   help="also compute the NTK family (TE-NAS, NASI, KNAS, LGA, Fisher/VKDNW, per-layer spectra; see "
-                        "ntkscore.kernels.family; about 1.23x the time at the real shape)")
+    g.add_argument("--family", action=argparse.BooleanOptionalAction, default=d.family,
+                   help="the NTK family (TE-NAS, NASI, KNAS, LGA, Fisher/VKDNW, per-layer spectra; see "
+                        f"ntkscore.kernels.family; default {'on' if d.family else 'off'}; --no-family to skip)")
     g.add_argument("--fisher-batch-size", type=int, default=4,
                    help="images of the batch whose Fisher spectrum is computed (default 4)")
     g.add_argument("--beta", type=float, nargs="+", default=[0.0, 0.5, 1.0], help="β values of the mixed kernels")
@@ -35,16 +39,23 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=7, help="PGD steps (default 7)")
     g.add_argument("--output", choices=["trace", "sum", "full"], default="trace", help="NTK output mode")
     g.add_argument("--bn-mode", choices=["batch", "identity"], default="batch")
+    g.add_argument("--init", choices=["kaiming", "torch"], default=d.init,
+                   help="initialisation: kaiming (Kaiming-normal fan-out convs, classifier N(0, 0.01²)) or torch "
+                        "(PyTorch's default, which the benchmarks trained from)")
     g.add_argument("--engine", choices=["layerwise", "jacobian"], default="layerwise",
                    help="NTK engine: layerwise (default, fastest) or per-sample Jacobians (the reference)")
-    g.add_argument("--channels", type=int, default=16, help="C of the network (default 16)")
-    g.add_argument("--cells-per-stage", "--cells", dest="cells_per_stage", type=int, default=5,
-                   help="N cells per stage (default 5)")
-    g.add_argument("--input-size", type=int, default=None,
-                   help="image side (default: the dataset's, 32 for CIFAR); smaller sizes area-downsample the images")
+    g.add_argument("--channels", type=int, default=d.channels, help=f"C of the network (default {d.channels}; the benchmark's is 16)")
+    g.add_argument("--cells-per-stage", "--cells", dest="cells_per_stage", type=int, default=d.cells_per_stage,
+                   help=f"N cells per stage (default {d.cells_per_stage}; the benchmark's is 5)")
+    g.add_argument("--input-size", type=int, default=d.input_size,
+                   help=f"image side (default {d.input_size}; 0: the dataset's, 32 for CIFAR); smaller sizes "
+                        "area-downsample the images")
     g.add_argument("--inputs", choices=["data", "random"], default="data",
                    help="data: CIFAR images from --data; random: uniform noise (no files needed)")
     g.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
+    g.add_argument("--predictor", action="append", metavar="FILE",
+                   help="a predictor file written by 'ntkscore fit' (repeatable); it replaces the shipped score of "
+                        "its name and is applied only at the settings it was fitted at")
     g.add_argument("--arch-batch", default="auto", type=_arch_batch,
                    help="cells per device step: 'auto' (default: 1 on a CPU, 16 on a GPU/TPU) or a positive int; "
                         ">1 runs the architecture-batched program (every op evaluated, vmap over cells)")
@@ -150,6 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("fit", help="fit a learned score to labelled cells of a rank file (few-shot: e.g. 100 cells "
+                       "you trained), with its cross-validated τ beside the controls",
+                       description="Fit a predictor (LightGBM over the rank file's NTK and zero-cost metrics) to the "
+                       "labels of the cells that have one, print its 5-fold cross-validated Kendall τ, top-5%% "
+                       "precision and top-1 regret beside the controls (zero-cost only, NTK only, a one-hot surrogate "
+                       "on the same labels), and write it to --out; then '--predictor FILE' applies it in score, rank, "
+                       "search and correlate, at the rank file's settings only.")
+    p.add_argument("scores", help="CSV written by 'ntkscore rank' (its features and settings)")
+    p.add_argument("--target", required=True,
+                   help="labels: 'nasrobbench201:COLUMN' (e.g. nasrobbench201:val_pgd_8.0_acc), 'nb201:test_acc', "
+                        "'residual' (the robustness residual), or a CSV of your own with columns arch,accuracy "
+                        "(arch: NB201 string or index)")
+    p.add_argument("--features", nargs="+", default=["ntk", "zero_cost"],
+                   help="feature groups: ntk (= paper family per_group per_layer), paper, family, per_group, "
+                        "per_layer, zero_cost (default: ntk zero_cost)")
+    p.add_argument("--name", default="value", help="the score's name (default value: replaces the shipped value)")
+    p.add_argument("--out", default="runs/predictor.json", help="predictor file to write")
+    p.add_argument("--labels", type=int, default=None, help="use only this many labelled cells (a seeded sample)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds, the sample and the booster")
+    p.add_argument("--data", default=None, help="data directory with the benchmark tables (benchmark targets)")
+    p.set_defaults(func=cmd_fit)
+
     p = sub.add_parser("correlate", help="correlate a score file with NAS-RobBench-201 / NAS-Bench-201 accuracies")
     p.add_argument("scores", help="CSV written by 'ntkscore rank'")
     p.add_argument("--data", default=None, help="data directory with nasrobbench201/, nb201/, zero_cost/")
@@ -166,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot-metric", nargs="*", default=["val_pgd_8.0_acc"],
                    help="metrics to plot against (none given: no plots)")
     p.add_argument("--out-dir", default="runs/correlate", help="where tables and plots go")
+    p.add_argument("--predictor", action="append", metavar="FILE",
+                   help="apply a predictor file ('ntkscore fit') to the file's cells, as a column of its name")
+    p.add_argument("--include-training", action="store_true",
+                   help="keep the cells the predictors were fitted on (excluded by default)")
     p.set_defaults(func=cmd_correlate)
     return parser
 

@@ -38,6 +38,8 @@ def settings_of(args):
         raise ValueError(f"--eps is in /255 pixel units and must be in 0..255 (8 is the benchmark's), got {args.eps:g}")
     if args.step_size <= 0.0 and args.steps > 0:
         raise ValueError(f"--step-size is in /255 pixel units and must be positive, got {args.step_size:g}")
+    if args.input_size == 0:
+        args.input_size = None
     if args.input_size is not None and (args.input_size < 4 or args.input_size % 4):
         raise ValueError(f"--input-size must be a multiple of 4 and at least 4 (two stride-2 blocks), "
                          f"got {args.input_size}")
@@ -46,7 +48,18 @@ def settings_of(args):
                          steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
                          channels=args.channels, cells_per_stage=args.cells_per_stage, input_size=args.input_size,
                          proxies=args.proxies, proxy_batch_size=args.proxy_batch_size, family=args.family,
-                         fisher_batch_size=args.fisher_batch_size)
+                         fisher_batch_size=args.fisher_batch_size, init=args.init)
+
+
+def predictors_of(args):
+    """The predictors a command applies: the shipped ones, each replaced by a ``--predictor`` file of its name."""
+    from .scores import predictor
+
+    chosen = {p.name: p for p in predictor.shipped_predictors()}
+    for path in getattr(args, "predictor", None) or []:
+        p = predictor.load(path)
+        chosen[p.name] = p
+    return tuple(chosen.values())
 
 
 def _score_table(result) -> str:
@@ -82,7 +95,7 @@ def cmd_score(args) -> int:
     from .scores.scorer import Scorer
 
     archs = [parse_arch(a, args.data) for a in args.arch]
-    scorer = Scorer(settings_of(args), data_dir=args.data, arch_batch=args.arch_batch)
+    scorer = Scorer(settings_of(args), data_dir=args.data, arch_batch=args.arch_batch, predictors=predictors_of(args))
     # one cell at a time streams each table as it is ready; batched steps come back together
     results = (scorer(a) for a in archs) if scorer.arch_batch == 1 else scorer.score_many(archs)
     for result in results:
@@ -125,11 +138,17 @@ def cmd_rank(args) -> int:
     if args.ray is not None:
         from .study.cluster import rank_on_ray
 
+        if args.predictor:
+            raise ValueError("--predictor is not supported with --ray: rank with the shipped scores, then apply "
+                             "your predictor to the file with 'ntkscore correlate --predictor FILE'")
+
         results = rank_on_ray(archs, settings, args.out, address=None if args.ray == "local" else args.ray,
                               workers=args.workers, chunk_size=args.chunk_size, gpus_per_worker=args.gpus_per_worker,
                               data_dir=args.data, resume=args.resume)
     else:
-        scorer = Scorer(settings, data_dir=args.data, arch_batch=args.arch_batch)
+        scorer = Scorer(settings, data_dir=args.data, arch_batch=args.arch_batch, predictors=predictors_of(args))
+        for name, reason in scorer.not_computed.items():
+            print(f"ntkscore: {name} is not computed (its column stays empty): {reason}", file=sys.stderr)
         results = rank(archs, scorer, args.out, resume=args.resume)
     bar = tqdm(total=len(archs), unit="cell", desc="ranking", file=sys.stderr, dynamic_ncols=True)
     new = 0
@@ -185,7 +204,7 @@ def cmd_search(args) -> int:
     with bar:
         result = search_lib.search(args.objective, budget, strategy=args.strategy, constraints=constraints,
                                    settings=settings_of(args), out=args.out, seed=args.search_seed, data_dir=args.data,
-                                   progress=progress)
+                                   progress=progress, predictors=predictors_of(args))
     top = result.top(args.top)
     if args.benchmark:
         from .inputs.data import data_dir
@@ -247,17 +266,24 @@ def cmd_correlate(args) -> int:
     from tqdm import tqdm
 
     from .inputs.data import data_dir
-    from .scores import formula
-    from .study import benchmarks, evaluate
+    from .scores import predictor
+    from .study import benchmarks, evaluate, learn
 
     scores = pd.read_csv(args.scores)
     if "arch" not in scores.columns:
         raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
-    extra = {k: v for k, v in formula.formula_scores(scores).items() if k not in scores}
-    for f in formula.SHIPPED:  # each term of a shipped score: without it, and with log #params in its place
-        if (f.name in scores or f.name in extra) and all(t in scores for t in f.weights):
-            extra.update(formula.controls(f, scores))
-    scores = pd.concat([scores, pd.DataFrame(extra, index=scores.index)], axis=1)
+
+    own = [predictor.load(p) for p in args.predictor or []]
+    predictors = list({p.name: p for p in (*predictor.shipped_predictors(), *own)}.values())
+    if own:  # the user's predictors score the file's cells (at its settings only)
+        scores, reasons = learn.apply_predictors(scores, own)
+        for name, reason in reasons.items():
+            print(f"{name} is not computed: {reason}")
+    if not args.include_training:
+        scores, excluded = learn.without_training_cells(scores, predictors, args.data)
+        if excluded:
+            print(f"{excluded} cells excluded: the predictors of {', '.join(p.name for p in predictors if p.name in scores)}"
+                  " were fitted on them (--include-training keeps them)")
     root = None if (args.robbench and args.nb201 and args.proxies) else data_dir(args.data)
     robbench = args.robbench or (root / "nasrobbench201" / "cifar10.csv")
     nb201 = args.nb201 or (root / "nb201" / "cifar10_clean_acc.csv")
@@ -298,6 +324,42 @@ def cmd_correlate(args) -> int:
     return 0
 
 
+
+
+def cmd_fit(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .scores.predictor import table_settings
+    from .study import evaluate, learn
+    from .study.benchmarks import canonical_keys
+
+    scores = pd.read_csv(args.scores)
+    if "arch" not in scores.columns:
+        raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
+    settings = table_settings(scores)
+    y, target_name = learn.labels(scores["arch"], args.target, args.data)
+    labelled = np.flatnonzero(np.isfinite(y))
+    if args.labels is not None:
+        if not 10 <= args.labels <= len(labelled):
+            raise ValueError(f"--labels must be in 10..{len(labelled)} (the labelled cells), got {args.labels}")
+        labelled = np.sort(np.random.default_rng(args.seed).choice(labelled, args.labels, replace=False))
+    table, y = scores.iloc[labelled].reset_index(drop=True), y[labelled]
+    features = learn.features_of(list(scores.columns), args.features)
+    if not features:
+        raise ValueError(f"{args.scores} has no metrics of the groups {args.features}; rank with --family and the "
+                         "zero-cost terms (the defaults) to have them")
+    print(f"{len(y)} labelled cells of {len(scores)}; target {target_name}; {len(features)} features "
+          f"({', '.join(args.features)}); 5-fold cross-validation:")
+    comparison = learn.compare(table, y, features, seed=args.seed)
+    print(evaluate.to_markdown(comparison.rename(columns={"regret_top1": "top-1 regret"})))
+    predictor = learn.fit_predictor(table, y, features, args.name, target_name, settings, seed=args.seed,
+                                    provenance={"training_cells": sorted(canonical_keys(table["arch"])),
+                                                "scores": str(args.scores)})
+    path = predictor.save(args.out)
+    print(f"wrote {path}: '{args.name}' over {len(features)} features, valid at the settings of {args.scores} only; "
+          f"use it with --predictor {path}")
+    return 0
 
 
 def cmd_train(args) -> int:

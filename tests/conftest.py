@@ -10,7 +10,8 @@ from ntkscore.cell.network import NetworkConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = NetworkConfig(channels=4, cells_per_stage=1, input_size=8)
-TINY_SETTINGS = dict(channels=4, cells_per_stage=1, input_size=8, inputs="random", batch_size=6, steps=2)
+TINY_SETTINGS = dict(channels=4, cells_per_stage=1, input_size=8, inputs="random", batch_size=6, steps=2, kernels="all",
+                     family=False)
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,7 @@ def test_fisher_scores_of_a_flat_spectrum():
 
 
 def test_scorer_reports_the_family_for_clean_and_robust_kernels():
-    settings = ScoreSettings(**TINY_SETTINGS, proxies=False, family=True)
+    settings = ScoreSettings(**{**TINY_SETTINGS, "proxies": False, "family": True})
     score = Scorer(settings)(CELLS[1])
     for kernel in family.KERNELS:
         for name in family.PROXIES + family.DECILES + family.LAYER_AGGREGATES:
@@ -157,6 +157,6 @@ def test_scorer_reports_the_family_for_clean_and_robust_kernels():
     # the cell's convolutions (4 of its edges), the stem, two residual blocks of three layers, the head
     assert len(table) == 3 * 4 + 1 + 2 * 3 + 1
     assert score["K.nasi_trace"] == pytest.approx(score["K.trace"] / settings.batch_size)
-    off = Scorer(ScoreSettings(**TINY_SETTINGS, proxies=False, family=False))(CELLS[1])
+    off = Scorer(ScoreSettings(**{**TINY_SETTINGS, "proxies": False}))(CELLS[1])
     assert "K.lga" not in off.metrics and not off.layers
     assert off["K_rob.lambda_min"] == pytest.approx(score["K_rob.lambda_min"], rel=1e-4, abs=1e-6)

@@ -50,15 +50,15 @@ def test_missing_metric_names_itself():
         f({"params": 1.0})
 
 
-def test_shipped_weights_are_those_of_the_recorded_study():
-    """``ntkscore.scores.formula`` ships what ``benchmarks/score_design.py`` fitted (its committed JSON output)."""
+def test_linear_baselines_are_those_of_the_recorded_study():
+    """``ntkscore.scores.formula``'s baselines are what ``benchmarks/score_design.py`` fitted (its committed JSON)."""
     import json
     from pathlib import Path
 
     recorded = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "score_design.json").read_text())
-    for f in formula.SHIPPED:
-        assert list(f.weights) == list(recorded[f.name])
-        assert dict(f.weights) == pytest.approx(recorded[f.name], rel=1e-5)
+    for f, name in zip(formula.BASELINES, ("value", "robustness")):
+        assert list(f.weights) == list(recorded[name])
+        assert dict(f.weights) == pytest.approx(recorded[name], rel=1e-5)
 
 
 def test_controls_drop_a_term_or_put_log_params_in_its_place_with_its_spread():

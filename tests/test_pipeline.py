@@ -13,7 +13,7 @@ from ntkscore.kernels import pipeline
 from ntkscore.scores.scorer import Scorer, ScoreSettings
 from ntkscore.study.rank import rank
 
-SPEC = ScoreSettings(**TINY_SETTINGS, family=False)
+SPEC = ScoreSettings(**TINY_SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def test_batched_kernels_equal_one_cell_at_a_time(setup):
 
 def test_score_many_matches_single_cell_scores_with_one_compilation():
     cells = CELLS + ["|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|skip_connect~2|"]
-    single = Scorer(ScoreSettings(**TINY_SETTINGS, family=False), arch_batch=1)
-    batched = Scorer(ScoreSettings(**TINY_SETTINGS, family=False), arch_batch=3)
+    single = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=1)
+    batched = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=3)
     batched.score_many(cells[:1])  # compile the (padded) batch program once
     with compilations() as compiles:
         many = batched.score_many(cells)  # two steps: 3 cells, then 2 padded to 3
@@ -55,7 +55,7 @@ def test_score_many_matches_single_cell_scores_with_one_compilation():
 
 
 def test_rank_sends_cells_in_device_steps_and_resumes(tmp_path):
-    scorer = Scorer(ScoreSettings(**TINY_SETTINGS, family=False), arch_batch=2)
+    scorer = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=2)
     archs = [Arch.from_string(a) for a in CELLS]
     out = tmp_path / "scores.csv"
     assert sum(r is not None for r in rank(archs[:3], scorer, out)) == 3
@@ -73,6 +73,6 @@ def test_arch_batch_default_by_device_kind_and_errors():
     with pytest.raises(ValueError, match="arch_batch must be a positive int"):
         Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=0)
     with pytest.raises(ValueError, match="needs the layerwise engine"):
-        Scorer(ScoreSettings(**TINY_SETTINGS, engine="jacobian", family=False), arch_batch=2)
+        Scorer(ScoreSettings(**{**TINY_SETTINGS, "engine": "jacobian"}), arch_batch=2)
     with pytest.raises(ValueError, match="NTK family is computed one cell per device step"):
-        Scorer(ScoreSettings(**TINY_SETTINGS, family=True), arch_batch=2)
+        Scorer(ScoreSettings(**{**TINY_SETTINGS, "family": True}), arch_batch=2)

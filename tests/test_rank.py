@@ -103,9 +103,10 @@ def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path):
     assert sorted(final["arch"]) == sorted(CELLS) and final["arch"].is_unique
     assert list(final["arch"][: len(rows_before)]) == list(rows_before["arch"])
     assert (final["setting.batch_size"] == 4).all()
-    assert f"best 5 of {len(CELLS)} by value:" in done.stdout and "by robustness:" in done.stdout
-    front = done.stdout.split("on the Pareto front of value and robustness:")[1]
-    assert all(a in final["arch"].tolist() for a in front.split() if a.startswith("|"))
+    # the shipped scores belong to the default settings: here they are absent, and said so once, not guessed
+    assert done.stderr.count("value is not computed (its column stays empty): 'value' was fitted on features "
+                             "computed at other settings") == 1
+    assert "value" not in final.columns and "by value" not in done.stdout
 
 
 def test_pareto_front_keeps_exactly_the_non_dominated_cells():

@@ -14,9 +14,16 @@ The parameters form a *supernet*: every edge holds weights for both convolutions
 chooses each edge's op at run time with ``lax.switch`` on the op index. One compiled program therefore serves all
 15625 cells; unselected weights receive zero gradient, so they add nothing to an NTK.
 
-Initialisation (xautodl ``initialize_resnet``): conv weights ``N(0, 2/(k²·C_out))`` (Kaiming normal, fan-out,
-ReLU gain); BN γ = 1, β = 0; classifier weights ``N(0, 0.01²)``, bias 0. The parameters of a given edge and op do
-not depend on the other ops of the cell.
+Initialisation (:data:`INITS`, BN γ = 1, β = 0 in both; convolutions have no bias, as in ``xautodl``):
+
+* ``"kaiming"``: conv weights ``N(0, 2/(k²·C_out))`` (Kaiming normal, fan-out, ReLU gain), classifier weights
+  ``N(0, 0.01²)``, bias 0: xautodl's ``initialize_resnet``, which xautodl applies to its ResNet-style models (not to
+  ``TinyNetwork``), the convention of most NTK-based NAS code;
+* ``"torch"``: PyTorch's default, which both benchmarks trained from (``TinyNetwork`` and the NB201 /
+  NAS-RobBench-201 training scripts re-initialise nothing): conv and linear weights ``U(±1/√fan_in)``,
+  ``fan_in = k²·C_in``; classifier bias ``U(±1/√fan_in)``.
+
+The parameters of a given edge and op do not depend on the other ops of the cell.
 
 BatchNorm modes (``NetworkConfig.bn_mode``):
 
@@ -90,27 +97,48 @@ def _conv_bn(w: jax.Array) -> Params:
     return {"w": w, "scale": jnp.asarray(np.ones(shape, np.float32)), "bias": jnp.asarray(np.zeros(shape, np.float32))}
 
 
-def init(key: jax.Array, config: NetworkConfig = NetworkConfig()) -> Params:
-    """Supernet parameters for ``config`` from the PRNG ``key`` (see the module docstring for the scheme).
+INITS = ("kaiming", "torch")
+"""Initialisation schemes of :func:`init` (module docstring)."""
 
-    All weights come from one draw ``z ~ N(0, I)`` of the total size, cut in a fixed order and scaled by each
-    layer's standard deviation (one small compiled program instead of one per layer shape).
+
+def _scale(shape: tuple[int, ...], scheme: str, classifier: bool = False) -> float:
+    """The scale of one weight tensor (HWIO, or (in, out) for the classifier): the standard deviation of a
+    ``"kaiming"`` normal draw, the bound of a ``"torch"`` uniform one."""
+    fan_in, fan_out = math.prod(shape[-4:-1] if len(shape) >= 4 else shape[:1]), math.prod(shape[-4:-2] + shape[-1:])
+    if scheme == "torch":
+        return 1.0 / math.sqrt(fan_in)
+    return 0.01 if classifier else math.sqrt(2.0 / fan_out)
+
+
+def init(key: jax.Array, config: NetworkConfig = NetworkConfig(), scheme: str = "kaiming") -> Params:
+    """Supernet parameters for ``config`` from the PRNG ``key`` by the initialisation ``scheme`` of :data:`INITS`
+    (module docstring).
+
+    All weights come from one draw of the total size (``N(0, 1)`` for ``"kaiming"``, ``U(−1, 1)`` for ``"torch"``),
+    cut in a fixed order and scaled per layer (one small compiled program instead of one per layer shape).
     """
+    if scheme not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {scheme!r}")
     c, n = config.channels, config.cells_per_stage
-    shapes: list[tuple[tuple[int, ...], float]] = [((3, 3, config.in_channels, c), math.sqrt(2.0 / (9 * c)))]
+    shapes: list[tuple[int, ...]] = [(3, 3, config.in_channels, c)]
     for s in range(3):
         w = c * 2**s
-        shapes += [((n, NUM_EDGES, 1, 1, w, w), math.sqrt(2.0 / w)), ((n, NUM_EDGES, 3, 3, w, w), math.sqrt(2.0 / (9 * w)))]
+        shapes += [(n, NUM_EDGES, 1, 1, w, w), (n, NUM_EDGES, 3, 3, w, w)]
     for s in range(2):
         cin, cout = c * 2**s, c * 2 ** (s + 1)
-        shapes += [((3, 3, cin, cout), math.sqrt(2.0 / (9 * cout))), ((3, 3, cout, cout), math.sqrt(2.0 / (9 * cout))),
-                   ((1, 1, cin, cout), math.sqrt(2.0 / cout))]
-    shapes.append(((4 * c, config.num_classes), 0.01))
+        shapes += [(3, 3, cin, cout), (3, 3, cout, cout), (1, 1, cin, cout)]
+    shapes.append((4 * c, config.num_classes))
+    shapes = [(shape, _scale(shape, scheme, classifier=i == len(shapes) - 1)) for i, shape in enumerate(shapes)]
+    if scheme == "torch":  # the classifier bias, U(±1/√fan_in) like its weights
+        shapes.append(((config.num_classes,), 1.0 / math.sqrt(4 * c)))
     sizes = [math.prod(shape) for shape, _ in shapes]
-    z = np.asarray(jax.random.normal(key, (sum(sizes),), jnp.float32))
+    draw = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0) if scheme == "torch" else \
+        jax.random.normal(key, (sum(sizes),), jnp.float32)
+    z = np.asarray(draw)
     offsets = [0] + list(itertools.accumulate(sizes))
     arrays = [jnp.asarray(np.float32(std) * z[o:o + size].reshape(shape))
               for (shape, std), o, size in zip(shapes, offsets, sizes)]
+    bias = arrays.pop() if scheme == "torch" else jnp.asarray(np.zeros(config.num_classes, np.float32))
     stem, *rest = arrays
     stages = [{"conv1x1": _conv_bn(rest[2 * s]), "conv3x3": _conv_bn(rest[2 * s + 1])} for s in range(3)]
     reductions = [{"conv_a": _conv_bn(rest[6 + 3 * s]), "conv_b": _conv_bn(rest[7 + 3 * s]), "shortcut": rest[8 + 3 * s]}
@@ -124,7 +152,7 @@ def init(key: jax.Array, config: NetworkConfig = NetworkConfig()) -> Params:
             "scale": jnp.asarray(np.ones(width, np.float32)),
             "bias": jnp.asarray(np.zeros(width, np.float32)),
             "w": rest[-1],
-            "b": jnp.asarray(np.zeros(config.num_classes, np.float32)),
+            "b": bias,
         },
     }
 

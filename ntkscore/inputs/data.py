@@ -35,10 +35,11 @@ DATASETS: dict[str, DatasetInfo] = {
                            "images/cifar10_train_5000.npz"),
     "cifar100": DatasetInfo("cifar100", 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
                             "images/cifar100_train.npz"),
-    "ImageNet16-120": DatasetInfo("ImageNet16-120", 120, 16, (0.4811, 0.4575, 0.4078),
-                                  (0.2470, 0.2400, 0.2580), "images/ImageNet16-120_train.npz"),
+    "ImageNet16-120": DatasetInfo("ImageNet16-120", 120, 16, (122.68 / 255, 116.66 / 255, 104.01 / 255),
+                                  (63.22 / 255, 61.26 / 255, 65.09 / 255), "images/ImageNet16-120_train.npz"),
 }
-"""The datasets of the NB201 benchmarks. Only the CIFAR-10 file ships with the development data; make the others
+"""The datasets of the NB201 benchmarks, with the normalisation of xautodl's ``get_datasets`` (ImageNet16-120:
+mean (122.68, 116.66, 104.01)/255, std (63.22, 61.26, 65.09)/255). Only the CIFAR-10 file ships with the development data; make the others
 with :func:`npz_from_pickles` (``ntkscore data convert``) from the benchmarks' own releases."""
 
 

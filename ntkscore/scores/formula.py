@@ -1,24 +1,15 @@
-"""Per-cell linear formulas over log-space terms: the shipped ``value`` and ``robustness`` scores.
+"""Per-cell linear formulas over log-space terms: the one-term baselines the learned scores are measured against.
 
 A *term* is one metric of a :class:`ntkscore.Score`, oriented so that larger = predicted better and put in
 log space where it is a positive magnitude (:func:`term`): ``log λ_min(K)``, ``−log κ(K̃_ε)``, ``log #params``,
 ``log zc.meco``; quantities that already are logs or bounded (``zc.naswot``, ``zc.jacov``, ``zc.synflow``, LGA)
 are taken as they are. A :class:`Formula` is ``Σ_t w_t · term_t(cell)``: a number per cell, no population, no
-reference sample, so it exists at every setting. Rescaling any positive quantity (units, batch size, width) adds a
-constant to its log and leaves the ranking unchanged; the *balance* between terms is the one fitted.
+reference sample. Rescaling any positive quantity (units, batch size, width) adds a constant to its log and leaves
+the ranking unchanged; the *balance* between terms is the one fitted (:mod:`ntkscore.study.fit`).
 
-The two shipped formulas, :data:`VALUE` and :data:`ROBUSTNESS`, were chosen once at the default settings (C16 N5,
-32×32, B = 16) on the development cells (:func:`ntkscore.study.evaluate.development_keys`) of the committed real-shape
-score tables, by forward selection (:func:`ntkscore.study.fit.forward_selection`, 5-fold cross-validated Kendall τ) and
-a least-squares fit, and are reported on the test cells (``benchmarks/score_design.py``,
-``benchmarks/results/score_design.md``):
-
-* ``value`` predicts NAS-RobBench-201 PGD-8 accuracy (adversarially trained); an NTK term could enter only by
-  beating, on the development cells, the same formula without it and with log #params in its place;
-* ``robustness`` predicts the *robustness residual* (:func:`ntkscore.study.evaluate.robustness_residual`: the PGD-8
-  rank left after a line on the clean-accuracy rank, i.e. which cells keep more of their accuracy under attack),
-  from NTK quantities only — the part of Wu et al.'s (ICLR 2024) claim, that the NTK predicts robustness, which
-  the data support. It does so at the real shape only: at C8 N1 16×16 the same trace ranks cells backwards.
+:data:`BASELINES` are the two best one-term formulas on the real-shape development cells (C16 N5, 32×32, B = 16;
+``benchmarks/score_design.py``): ``log zc.meco`` against PGD-8 and ``log tr K_all(0.5)`` against the robustness
+residual. The reports show them beside the learned scores; at the cheap settings the trace ranks cells backwards.
 """
 
 from __future__ import annotations
@@ -96,21 +87,9 @@ def controls(f: Formula, table: Mapping[str, Any], terms=None) -> dict[str, Any]
     return out
 
 
-VALUE = Formula("value", {"zc.meco": 0.13106287421037385})
-"""Predicted PGD-8 accuracy: ``log zc.meco``. No NTK quantity, no other zero-cost term and not #params raised the
-cross-validated τ on the real-shape development cells by 0.005, so the shipped value holds no NTK term."""
-ROBUSTNESS = Formula("robustness", {"K_all@0.5.trace": 0.15222490741959177})
-"""Predicted robustness residual: ``log tr K_all(0.5)``, the trace of Wu et al.'s clean-accuracy kernel at β = ½
-(``¼(K + K̄_ε + K̄_εᵀ + K̃_ε)``: the mean gradient norm over clean and attacked images); an NTK quantity only."""
-SHIPPED = (VALUE, ROBUSTNESS)
-
-
-def formula_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """``{"value": …, "robustness": …}`` for each shipped formula whose metrics are in ``metrics``."""
-    out = {}
-    for f in SHIPPED:
-        try:
-            out[f.name] = f(metrics)
-        except KeyError:
-            continue
-    return out
+LINEAR_VALUE = Formula("linear value", {"zc.meco": 0.13106287421037385})
+"""``log zc.meco``: the best one-term formula against PGD-8 on the real-shape development cells."""
+LINEAR_ROBUSTNESS = Formula("linear robustness", {"K_all@0.5.trace": 0.15222490741959177})
+"""``log tr K_all(0.5)``, the trace of Wu et al.'s clean-accuracy kernel at β = ½ (``¼(K + K̄_ε + K̄_εᵀ + K̃_ε)``):
+the best one-term NTK formula against the robustness residual on the real-shape development cells."""
+BASELINES = (LINEAR_VALUE, LINEAR_ROBUSTNESS)

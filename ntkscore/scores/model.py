@@ -10,8 +10,8 @@ Three ways to pass a model to :func:`score_model`:
   ``eqx.partition``); Equinox models take one example at a time, so it is ``vmap``-ed over the batch unless
   ``batched=True``.
 
-The NTK is taken with respect to every parameter leaf. The zero-cost terms and therefore ``value`` are defined for
-NB201 cells only; a model gets every kernel quantity and ``robustness``.
+The NTK is taken with respect to every parameter leaf. A model gets every kernel quantity; the learned ``value`` and
+``robustness`` are not computed (:data:`NOT_FOR_MODELS`): they were fitted on NB201 cells at their own settings.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ import numpy as np
 
 from .. import compilation_cache
 from ..kernels.ntk import WithoutContext
-from . import formula
 from .result import Score
 from .scorer import generic_kernels, kernel_scores
 from .settings import ScoreSettings
+
+NOT_FOR_MODELS = ("the shipped predictors were fitted on NB201 cells at their settings, not on arbitrary models; "
+                  "rank your models by the kernel quantities (e.g. s['K_rob.lambda_min']) or fit a predictor to "
+                  "labels of your own (ntkscore.study.learn.fit_predictor)")
 
 
 def as_apply_fn(model, params=None, batched: bool | None = None) -> tuple[Callable[[Any, jax.Array], jax.Array], Any]:
@@ -87,13 +90,13 @@ def score_model(model, params, x, y, *, key=None, batched: bool | None = None, c
     layers see a batch of one). ``settings`` are :class:`ntkscore.scores.settings.ScoreSettings` fields of the
     kernels and the attack (``kernels``, ``attack``, ``eps``, ``steps``, ``output``, ``betas`` …); network-shape
     fields are ignored. ``key`` is the PRNG key of the attack's random start (default from ``seed``). The result
-    has every kernel quantity, ``params`` (the number of parameter entries) and ``robustness``; ``value`` needs
-    the zero-cost terms of NB201 cells and is absent.
+    has every kernel quantity and ``params`` (the number of parameter entries); ``value`` and ``robustness`` are
+    not computed (:data:`NOT_FOR_MODELS`).
     """
     if cache:
         compilation_cache.enable()
     apply_fn, params = as_apply_fn(model, params, batched)
-    s = replace(ScoreSettings(), **{"proxies": False, **settings})
+    s = replace(ScoreSettings(), **{"proxies": False, "family": False, "kernels": "all", **settings})
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y)
     if x.ndim < 2 or y.shape != (x.shape[0],) or not jnp.issubdtype(y.dtype, jnp.integer):
@@ -110,5 +113,4 @@ def score_model(model, params, x, y, *, key=None, batched: bool | None = None, c
     kernels = generic_kernels(WithoutContext(apply_fn), params, x, y, lambda b: None, None, key, s)
     metrics, flags = kernel_scores(kernels, np.asarray(y), out.shape[1], s.betas, s.output)
     metrics["params"] = float(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
-    metrics.update(formula.formula_scores(metrics))
-    return Score(None, metrics, flags, asdict(s))
+    return Score(None, metrics, flags, asdict(s), not_computed={n: NOT_FOR_MODELS for n in ("value", "robustness")})

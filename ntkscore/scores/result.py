@@ -8,15 +8,18 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..cell import network
-from . import formula
 
 MEANINGS = {
-    "value": "predicted PGD-8 accuracy after adversarial training (larger = better); a log-scale number with no "
-             "fixed range: compare cells scored with the same settings",
-    "robustness": "NTK prediction of how much clean accuracy survives a PGD-8 attack (larger = more kept); "
-                  "log-scale, compare cells scored with the same settings",
+    "value": "predicted percentile rank (0-1) of PGD-8 accuracy after adversarial training among NB201 cells "
+             "(NAS-RobBench-201, CIFAR-10); larger = better",
+    "robustness": "NTK prediction of the robustness residual: PGD-8 rank minus what the clean-accuracy rank "
+                  "predicts (about -0.5..0.5); larger = keeps more accuracy under attack",
 }
-"""What the two shipped scores mean (:data:`ntkscore.scores.formula.VALUE`, :data:`~ntkscore.scores.formula.ROBUSTNESS`)."""
+"""What the two shipped scores mean (:mod:`ntkscore.scores.predictor`)."""
+
+
+class ScoreNotComputed(ValueError):
+    """A shipped score asked of a :class:`Score` whose settings its predictor was not fitted at."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -33,24 +36,25 @@ class Score:
     layers: Mapping[str, np.ndarray] = field(default_factory=dict)
     """Per-layer NTK spectra ``"<kernel>.<quantity>"`` → one value per :func:`ntkscore.cell.network.layer_paths`
     entry (:func:`ntkscore.kernels.family.layer_spectra`; empty without the NTK family)."""
+    not_computed: Mapping[str, str] = field(default_factory=dict)
+    """Why a shipped score is absent: name → the reason (its predictor was fitted at other settings)."""
 
     @property
     def value(self) -> float:
-        """``value``: :data:`ntkscore.scores.formula.VALUE`, the predicted PGD-8 accuracy (larger = better)."""
-        return self._shipped(formula.VALUE)
+        """``value``: the shipped ``value`` predictor's output, the predicted percentile rank (0–1) of NAS-RobBench-201
+        CIFAR-10 PGD-8 accuracy (larger = better). Raises :class:`ScoreNotComputed` at settings it was not fitted at."""
+        return self._shipped("value")
 
     @property
     def robustness(self) -> float:
-        """``robustness``: :data:`ntkscore.scores.formula.ROBUSTNESS`, the NTK prediction of the accuracy kept
-        under attack (larger = more kept)."""
-        return self._shipped(formula.ROBUSTNESS)
+        """``robustness``: the shipped ``robustness`` predictor's output, the NTK prediction of the robustness
+        residual (larger = keeps more accuracy under attack). Raises :class:`ScoreNotComputed` elsewhere."""
+        return self._shipped("robustness")
 
-    def _shipped(self, f: formula.Formula) -> float:
-        if f.name in self.metrics:
-            return self.metrics[f.name]
-        missing = [t for t in f.weights if t not in self.metrics]
-        raise KeyError(f"{f.name!r} = {f.formula()} needs the metrics {missing}, which these settings did not "
-                       f"compute (kernels={self.settings.get('kernels')!r}, proxies={self.settings.get('proxies')!r})")
+    def _shipped(self, name: str) -> float:
+        if name in self.metrics:
+            return self.metrics[name]
+        raise ScoreNotComputed(self.not_computed.get(name, f"{name!r} was not computed for this score"))
 
     def __getitem__(self, name: str) -> float:
         try:
@@ -62,7 +66,7 @@ class Score:
     def _get(self, name: str) -> float | None:
         try:
             return self.value if name == "value" else self.robustness if name == "robustness" else self.metrics[name]
-        except KeyError:
+        except (KeyError, ScoreNotComputed):
             return None
 
     def __repr__(self) -> str:
@@ -75,10 +79,13 @@ class Score:
         lines = [f"arch        {self.arch or '(model)'}"]
         for name in ("value", "robustness"):
             v = self._get(name)
-            lines.append(f"{name:<12}{'-' if v is None else f'{v:.6g}'}    {MEANINGS[name]}")
+            shown = f"{v:.3f}    {MEANINGS[name]}" if v is not None else \
+                f"-        not computed: {self.not_computed.get(name, 'no predictor')}"
+            lines.append(f"{name:<12}{shown}")
         if "params" in self.metrics:
             flops = f"    FLOPs {self.metrics['flops'] / 1e6:.2f} M" if "flops" in self.metrics else ""
-            lines.append(f"params      {self.metrics['params']:.0f}{flops}    time {self.seconds:.1f} s")
+            timing = f"    time {self.seconds:.1f} s" if np.isfinite(self.seconds) else ""
+            lines.append(f"params      {self.metrics['params']:.0f}{flops}{timing}")
         lines.append(f"flags       {', '.join(self.flags) or '-'}")
         return "\n".join(lines)
 

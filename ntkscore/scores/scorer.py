@@ -14,8 +14,10 @@ every cell of a ranking sees the same weights of the shared supernet and the sam
    kernel; with ``family``, the NTK family of :mod:`ntkscore.kernels.family` (TE-NAS, NASI, KNAS, LGA, the Fisher
    spectrum of VKDNW, per-layer spectra in :attr:`Score.layers`);
 5. the zero-cost terms ``zc.*`` (:mod:`ntkscore.proxies`) on a batch of their own, ``params`` and ``flops``;
-6. the two shipped per-cell scores of :mod:`ntkscore.scores.formula`: ``value`` (:attr:`Score.value`, predicted
-   PGD-8 accuracy) and ``robustness`` (:attr:`Score.robustness`, predicted accuracy kept under attack).
+6. the learned scores of :mod:`ntkscore.scores.predictor` whose fingerprint matches the settings: by default the
+   shipped ``value`` (:attr:`Score.value`, predicted PGD-8 rank) and ``robustness`` (:attr:`Score.robustness`,
+   predicted robustness residual), which exist at the default settings only; elsewhere
+   :attr:`Score.not_computed` says why they are absent.
 
 Metric names are ``"<kernel>.<quantity>"``, e.g. ``"K.lambda_min"``, ``"K_rob.bound"``, ``"K_rob_all@0.5.condition"``
 (``K_rob`` = K̃_ε, ``K_rob2`` = K̃_2ε, ``K_all@β`` = K_all(β), ``K_rob_all@β`` = K̃_all(β)).
@@ -34,12 +36,12 @@ import numpy as np
 from .. import compilation_cache, proxies
 from ..cell import cost, network
 from ..cell.space import OPS, Arch, as_arch
-from ..inputs import data
+from ..inputs import data, shipped
 from ..kernels import family as family_lib
 from ..kernels import pipeline, theory
 from ..kernels.ntk import ntk_pairs
 from ..kernels.pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
-from . import formula
+from . import predictor as predictor_lib
 from .result import Score
 from .settings import ScoreSettings
 
@@ -132,15 +134,22 @@ class Scorer:
     depend on it beyond float32 rounding. With ``settings.proxies`` each cell also gets the zero-cost terms of
     :mod:`ntkscore.proxies` (``zc.*``, on their own batch of ``proxy_batch_size`` images). ``data_dir`` is the
     data directory (default ``$NTKSCORE_DATA``), ``images`` an ``.npz`` file instead. ``cache`` keeps compiled
-    programs on disk between processes (:func:`ntkscore.compilation_cache.enable`).
+    programs on disk between processes (:func:`ntkscore.compilation_cache.enable`). ``predictors`` are the learned
+    scores to apply (default: the shipped ``value`` and ``robustness``); each is applied only where its fingerprint
+    matches ``settings``.
     """
 
     def __init__(self, settings: ScoreSettings = ScoreSettings(), data_dir=None, images=None,
-                 arch_batch: int | None = None, cache: bool = True):
+                 arch_batch: int | None = None, cache: bool = True,
+                 predictors: Sequence[predictor_lib.Predictor] | None = None):
         if cache:
             compilation_cache.enable()
         self.settings = settings
         self.config = settings.network_config()
+        self.predictors = tuple(predictor_lib.shipped_predictors() if predictors is None else predictors)
+        self.not_computed = {p.name: m for p in self.predictors
+                             if (m := predictor_lib.mismatch_message(p, asdict(settings)))}
+        """Why each predictor that does not apply at these settings is not (name → reason)."""
         if arch_batch is None:  # by device kind; the generic engine and the NTK family have no batched program
             arch_batch = pipeline.default_arch_batch() if self._layerwise and not settings.family else 1
         self.arch_batch = arch_batch
@@ -155,17 +164,26 @@ class Scorer:
         self.apply_fn = CellNetwork(self.config)
         self.attack_fn = CellNetwork(self.config, input_gradients_only=True)
         k_init, k_batch, self._attack_key = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
-        self.params = network.init(k_init, self.config)
-        self.x, self.y = self._batch(k_batch, settings.batch_size, data_dir, images)
+        self.params = network.init(k_init, self.config, settings.init)
+        self.x, self.y = self._batch(k_batch, settings.batch_size, data_dir, images, "ntk")
         if settings.proxies:  # their own, larger batch (a key of its own: the NTK's keys stay as they were)
             k_proxy = jax.random.fold_in(jax.random.PRNGKey(settings.seed), PROXY_KEY)
-            self.proxy_x = self._batch(k_proxy, settings.proxy_batch_size, data_dir, images)[0]
+            self.proxy_x = self._batch(k_proxy, settings.proxy_batch_size, data_dir, images, "proxy")[0]
 
-    def _batch(self, key, size: int, data_dir, images):
+    def _batch(self, key, size: int, data_dir, images, role: str):
+        """The batch of ``role`` (``"ntk"`` or ``"proxy"``): random inputs, or images drawn from the data
+        directory's file, or, with no such file, the same draw shipped with the package (seed 0, default sizes)."""
         info = data.dataset_info(self.settings.dataset)
         if self.settings.inputs == "random":
             return data.random_batch(key, size, self.config.input_shape, info.num_classes)
-        x, y = data.load_batch(key, size, self.settings.dataset, data_dir, images)
+        try:
+            x, y = data.load_batch(key, size, self.settings.dataset, data_dir, images)
+        except FileNotFoundError as err:
+            found = None if images is not None else shipped.batch(self.settings.dataset, role, self.settings.seed, size)
+            if found is None:
+                raise FileNotFoundError(f"{err} (the package ships the images of the default settings only: "
+                                        f"{'; '.join(shipped.available()) or 'none'})") from None
+            x, y = data.to_unit_float(found[0]), jnp.asarray(found[1], jnp.int32)
         if x.shape[1] > self.config.input_size:  # a reduced input size: area-downsample the images
             x = data.downsample(x, self.config.input_size)
         if x.shape[1:] != self.config.input_shape:
@@ -225,12 +243,13 @@ class Scorer:
             metrics.update(proxies.proxy_scores(self.params, arch.ops, self.proxy_x, self.config))
         metrics["params"] = float(cost.num_params(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))
-        metrics.update(formula.formula_scores(metrics))
+        values, not_computed = predictor_lib.predictions(self.predictors, metrics, asdict(self.settings))
+        metrics.update(values)
         if arch.is_dead:
             flags = ("dead_cell",) + flags
         elif not any(OPS[o].startswith("nor_conv") for o in arch.ops):
             flags = ("parameter_free_cell",) + flags
-        return Score(arch.to_string(), metrics, flags, asdict(self.settings), layers=layers)
+        return Score(arch.to_string(), metrics, flags, asdict(self.settings), layers=layers, not_computed=not_computed)
 
     def __call__(self, arch: Arch | str) -> Score:
         """Score one cell (the single-cell program, whatever ``arch_batch`` is)."""

@@ -124,8 +124,8 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
          resume: bool = True) -> Iterator[Score | None]:
     """Score ``archs`` with ``score_fn`` and append each row to ``out``; yields each new :class:`Score`.
 
-    With ``resume`` (default) cells already in ``out`` are skipped (one ``None`` is yielded for each, so that a
-    progress bar can count them); without it an existing ``out`` is an error. A ``score_fn`` with an ``arch_batch``
+    With ``resume`` (default) cells already in ``out``, and repeats of a cell in ``archs``, are skipped (one ``None``
+    is yielded for each, so that a progress bar can count them); without it an existing ``out`` is an error. A ``score_fn`` with an ``arch_batch``
     above 1 and a ``score_many`` method (a :class:`~ntkscore.Scorer` on an accelerator) gets the pending cells
     that many at a time; each row is still written as soon as its step ends.
     """
@@ -145,10 +145,13 @@ def rank(archs: Sequence[Arch], score_fn: Callable[[Arch], Score], out: str | os
             done.add(result.arch)
             yield result
 
+    queued: set[str] = set()
     for arch in archs:
-        if arch.to_string() in done:
+        key = arch.to_string()
+        if key in done or key in queued:  # scored already, or listed twice: one row per cell
             yield None
             continue
+        queued.add(key)
         pending.append(arch)
         if len(pending) >= step:
             yield from flush()

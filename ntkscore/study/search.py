@@ -38,9 +38,11 @@ from .rank import append_row, open_output, pareto_front, result_row
 
 STRATEGIES = ("random", "evolution", "coarse_to_fine")
 OBJECTIVES = ("value", "robustness", "both")
-COARSE = dict(channels=16, cells_per_stage=1, input_size=16, kernels="none", proxies=True)
-"""The coarse stage's settings: the zero-cost terms (hence ``value``) of a one-cell-per-stage network on 16×16
-images, about 0.3 s per cell on a 2-core CPU."""
+COARSE = dict(channels=16, cells_per_stage=1, input_size=16, kernels="none", proxies=True, family=False)
+"""The coarse stage's settings: the zero-cost terms of a one-cell-per-stage network on 16×16 images; the coarse
+stage ranks cells by :data:`COARSE_KEY`."""
+COARSE_KEY = "zc.meco"
+"""The coarse stage's objective: MeCo, the best single zero-cost term against PGD-8 (``value`` without the NTK)."""
 TARGET = NetworkConfig()
 """The network whose #params and FLOPs the constraints limit: the benchmark's (C16 N5, 32×32, 10 classes)."""
 
@@ -124,8 +126,9 @@ class SearchResult:
 
 
 def fitness(row: dict, objective: str) -> float:
-    """The number a strategy maximises: ``robustness`` for that objective, else ``value`` (NaN ranks last)."""
-    v = row.get("robustness" if objective == "robustness" else "value", np.nan)
+    """The number a strategy maximises: ``robustness`` for that objective, :data:`COARSE_KEY` for ``"coarse"``,
+    else ``value`` (NaN ranks last)."""
+    v = row.get({"robustness": "robustness", "coarse": COARSE_KEY}.get(objective, "value"), np.nan)
     return -np.inf if v is None or not np.isfinite(v) else float(v)
 
 
@@ -160,7 +163,8 @@ def random_search(evaluator: Evaluator, budget_s: float, rng, constraints: Const
 
 def evolution(evaluator: Evaluator, budget_s: float, rng, constraints: Constraints, objective: str,
               progress: Callable[[], None] | None = None, population: int = 20, sample: int = 5) -> list[dict]:
-    """Regularised evolution with ``population`` members and tournaments of ``sample`` (Real et al. 2019)."""
+    """Regularised evolution with ``population`` members and tournaments of ``sample`` members drawn with
+    replacement (Real et al. 2019; as AutoDL-Projects' ``R_EA.py``)."""
     pool = _admissible(constraints)
     members: list[dict] = []
     history: list[dict] = []
@@ -176,7 +180,7 @@ def evolution(evaluator: Evaluator, budget_s: float, rng, constraints: Constrain
             progress()
     stalled = 0
     while evaluator.spent < budget_s and stalled < 1000:
-        drawn = [members[j] for j in rng.choice(len(members), size=min(sample, len(members)), replace=False)]
+        drawn = [members[j] for j in rng.choice(len(members), size=sample, replace=True)]  # as Real et al.
         parent = max(drawn, key=lambda r: fitness(r, objective))
         child = mutate(Arch.from_string(parent["arch"]), rng).canonical()
         if not constraints.admits(child):
@@ -226,8 +230,8 @@ def run_search(strategy: str, objective: str, budget_s: float, fine: Evaluator, 
         return SearchResult(_table(rows, "fine"), objective, strategy, time.perf_counter() - start)
     if coarse is None:
         raise ValueError("coarse_to_fine needs a coarse evaluator")
-    coarse_rows = random_search(coarse, coarse_share * budget_s, rng, constraints, "value", progress)
-    shortlist = sorted(coarse_rows, key=lambda r: fitness(r, "value"), reverse=True)
+    coarse_rows = random_search(coarse, coarse_share * budget_s, rng, constraints, "coarse", progress)
+    shortlist = sorted(coarse_rows, key=lambda r: fitness(r, "coarse"), reverse=True)
     fine_rows = []
     for row in shortlist:
         if coarse.spent + fine.spent >= budget_s:
@@ -240,37 +244,31 @@ def run_search(strategy: str, objective: str, budget_s: float, fine: Evaluator, 
                         info={"coarse_cells": len(coarse_rows), "fine_cells": len(fine_rows)})
 
 
-def search_settings(objective: str, settings: ScoreSettings | None = None) -> ScoreSettings:
-    """The settings a search scores with: ``settings`` (default: the defaults), with only what ``objective``
-    needs — the zero-cost terms for ``value``; the clean and attacked kernels for ``robustness``; both for
-    ``both``."""
-    settings = settings or ScoreSettings()
-    if objective == "value":
-        return replace(settings, kernels="none", proxies=True, family=False)
-    if objective == "robustness":
-        return replace(settings, kernels="robust", proxies=False, family=False)
-    return replace(settings, kernels="robust", proxies=True, family=False)
-
-
 def search(objective: str = "value", budget_s: float = 600.0, *, strategy: str = "evolution",
            constraints: Constraints = Constraints(), settings: ScoreSettings | None = None,
            out: str | Path = "runs/search.csv", seed: int = 0, data_dir=None, coarse_share: float = 0.5,
-           progress: Callable[[], None] | None = None) -> SearchResult:
+           progress: Callable[[], None] | None = None, predictors=None) -> SearchResult:
     """Search the NB201 space for the best cells by ``objective`` within ``budget_s`` seconds of wall time.
 
-    ``settings`` are the scoring settings (default: the defaults, reduced to what the objective needs by
-    :func:`search_settings`); scores go to the rank file ``out`` (``<out>.coarse.csv`` holds the coarse stage of
+    ``settings`` are the scoring settings (default: the defaults, where the shipped scores exist); ``predictors``
+    the learned scores (default: the shipped ones; the objective's must apply at ``settings``). Scores go to the rank file ``out`` (``<out>.coarse.csv`` holds the coarse stage of
     ``coarse_to_fine``), so a search can be interrupted and rerun without scoring a cell twice. ``seed`` seeds the
     strategy (the order of cells, the mutations), not the scores.
     """
     from ..scores.scorer import Scorer
 
-    settings = search_settings(objective, settings)
-    fine = FileEvaluator(Scorer(settings, data_dir=data_dir), out)
+    scorer = Scorer(settings or ScoreSettings(), data_dir=data_dir, predictors=predictors)
+    needed = ("value", "robustness") if objective == "both" else (objective,)
+    absent = [n for n in needed if n not in {p.name for p in scorer.predictors} or n in scorer.not_computed]
+    if absent:
+        reason = scorer.not_computed.get(absent[0], f"no predictor named {absent[0]!r} was given")
+        raise ValueError(f"cannot search by {objective}: {reason}")
+    fine = FileEvaluator(scorer, out)
     coarse = None
     if strategy == "coarse_to_fine":
-        coarse_settings = replace(search_settings("value", settings), **COARSE)
-        coarse = FileEvaluator(Scorer(coarse_settings, data_dir=data_dir), Path(out).with_suffix(".coarse.csv"))
+        coarse_settings = replace(scorer.settings, **COARSE)
+        coarse = FileEvaluator(Scorer(coarse_settings, data_dir=data_dir, predictors=()),
+                               Path(out).with_suffix(".coarse.csv"))
     return run_search(strategy, objective, budget_s, fine, coarse, constraints, seed, coarse_share, progress)
 
 
