@@ -1,11 +1,11 @@
-"""Recorded study: the shipped per-cell scores ``value`` (predicted PGD-8 accuracy) and ``robustness`` (predicted
+"""Recorded study: the one-term linear baselines ``value`` (predicted PGD-8 accuracy) and ``robustness`` (predicted
 robustness residual), chosen on development cells, reported on test cells with their controls.
 
     python benchmarks/score_design.py            # from the committed tables; no scoring (~1 min)
     python benchmarks/score_design.py --development-only    # select and report without reading any test cell
 
 Protocol, fixed before the test cells were read. The CIFAR-10 cells are split by
-:func:`ntkscore.study.evaluate.development_keys` (1257 development, 5028 test). The shipped formulas are chosen at the
+:func:`ntkscore.study.evaluate.development_keys` (1257 development, 5028 test). The baseline formulas are chosen at the
 default settings, on the development cells of the committed real-shape tables (:data:`REAL_TABLES`,
 :data:`REAL_PROXIES`: C16 N5, 32×32, B = 16): :func:`ntkscore.study.fit.forward_selection` picks the terms of ``value``
 from :data:`ZERO_COST_REAL` and :data:`NTK_REAL` (5-fold cross-validated τ against PGD-8; at most
@@ -14,12 +14,12 @@ formula's cross-validated τ beats both controls, the same formula without it an
 ``robustness`` is selected the same way from :data:`NTK_REAL` alone against the robustness residual
 (:func:`ntkscore.study.evaluate.robustness_residual`: the PGD-8 rank after a line on the NAS-RobBench-201
 clean-accuracy rank, computed within each split). The weights are least-squares fits on those development cells,
-written to ``benchmarks/results/score_design.json``, which :mod:`ntkscore.scores.formula` ships.
+written to ``benchmarks/results/score_design.json``, which :mod:`ntkscore.scores.formula` holds as its ``BASELINES``.
 
 The same protocol is then run at the cheap settings over the whole space (:data:`KERNEL_TABLE`: NTK quantities and
 the NTK family of every unique cell at C = 8, N = 1, 16×16, B = 20; :data:`PROXY_TABLE`: the zero-cost terms of
 every cell at C = 16, N = 1, 16×16; :data:`RUNS` scored them), with the per-group NTK terms, ``features.lambda_min``
-and, as a variant, the NTK family in the pools. Those ``cheap:`` formulas are reported, not shipped; the shipped
+and, as a variant, the NTK family in the pools. Those ``cheap:`` formulas are reported too; the baseline
 ones are also measured there. Every control formula is refitted on the development cells the same way.
 Writes ``benchmarks/results/score_design.{md,csv,json}``.
 """
@@ -66,7 +66,7 @@ FAMILY = tuple(f"{k}.{q}" for k in family.KERNELS for q in family.PROXIES + fami
 ZERO_COST_REAL = ("zc.meco", "zc.jacov", "zc.naswot", "zc.synflow", "params", "flops")
 NTK_REAL = tuple(f"{k}.{q}" for k in ("K", "K_rob", "K_all@0.5") for q in SPECTRAL)
 """The pools at the real shape: what every committed real-shape table has (and the whole-space table too, so the
-shipped formulas can be measured there)."""
+baseline formulas can be measured there)."""
 REAL_MAX_TERMS, REAL_MIN_GAIN = 4, 0.005
 """Fewer terms and a larger gain per term at the real shape: its development split holds ~100 cells."""
 MIN_GAIN = 0.002
@@ -267,7 +267,7 @@ def report(argv, whole, parts, results, shipped, cheap, real_selections, cheap_s
     settings = {c.removeprefix("setting."): whole[c].iloc[0] for c in whole.columns if c.startswith("setting.")}
     test = "development (in-sample)" if dev_only else "test"
     clean_tau = evaluate.correlate(cheap_test, [ROBUST_CLEAN], [PGD8], n_boot=0).kendall_tau.iloc[0]
-    lines = ["# The shipped scores: `value` and `robustness`", "",
+    lines = ["# The one-term linear baselines: `value` and `robustness`", "",
              "Command: `python benchmarks/score_design.py" + "".join(" " + a for a in (argv or [])) + "`", "",
              "Targets: NAS-RobBench-201 CIFAR-10 PGD-8 and AutoAttack accuracy (adversarially trained), NB201 clean "
              "test accuracy (standard training), the **robustness residual** (the PGD-8 rank minus a least-squares "
@@ -276,7 +276,7 @@ def report(argv, whole, parts, results, shipped, cheap, real_selections, cheap_s
              "PGD-8 / clean. Every score is oriented larger = better; bracketed: bootstrap 95% CI of τ. "
              "`A − t` is the formula `A` refitted without its term `t`, `A: params for t` refitted with log #params "
              "in `t`'s place: a term carries signal only where `A` beats both.", "",
-             "## The shipped formulas (fitted at the default settings)", "",
+             "## The baseline formulas (fitted at the real shape)", "",
              f"Fitted on the {len(real_dev)} development cells of the committed real-shape tables (C16 N5, 32×32, "
              "B = 16, PGD-7 ε = 8/255; zero-cost terms on 64 images: " +
              ", ".join(f"`{t.name}`" for t in REAL_TABLES + (REAL_PROXIES,)) + f"), at most {REAL_MAX_TERMS} terms "
@@ -290,7 +290,7 @@ def report(argv, whole, parts, results, shipped, cheap, real_selections, cheap_s
     whole_result = results[f"whole space, {'dev' if dev_only else 'test'}"]
     zero_cost = list(ZERO_COST[:5]) + ["baseline.params"]
     lines += ["", "## Goals", "",
-              "On the whole-space test split (the shipped formulas on the cheap-settings metrics below, a transfer: "
+              "On the whole-space test split (the baseline formulas on the cheap-settings metrics below, a transfer: "
               "they were fitted at the real shape):", "",
               goal_line(whole_result, "value", PGD8, 0.80, ["zc.meco", "rank(params,jacobian,correlation)"]),
               goal_line(whole_result, "robustness", RESIDUAL, 0.50, zero_cost + ["value"]), "",
@@ -306,13 +306,13 @@ def report(argv, whole, parts, results, shipped, cheap, real_selections, cheap_s
               f"family; `{PROXY_TABLE.name}`: zero-cost terms at C16 N1, 16×16, 64 images. {len(cheap_dev)} "
               f"development and {len(cheap_test)} test cells. Scored with:", "", *[f"    {r}" for r in RUNS], "",
               f"Pools: the zero-cost terms with `features.lambda_min`; the NTK quantities with the per-group "
-              f"`K_rob/<group>` terms; at most 8 terms, gain ≥ {MIN_GAIN}. These `cheap:` formulas are not shipped: "
+              f"`K_rob/<group>` terms; at most 8 terms, gain ≥ {MIN_GAIN}. These `cheap:` formulas: "
               "a formula fitted at one shape does not carry over to another (the transfer rows below).", ""]
     for title, steps, dropped in cheap_selections:
         lines += steps_text(title, steps, dropped)
     lines += [f"- `cheap: value` = {cheap['cheap: value'].formula(3)}",
               f"- `cheap: robustness` = {cheap['cheap: robustness'].formula(3)}", "",
-              f"### Whole space, {test} cells ({len(cheap_test)}); `value` and `robustness` are the shipped formulas",
+              f"### Whole space, {test} cells ({len(cheap_test)}); `value` and `robustness` are the baseline formulas",
               ""]
     lines += table(whole_result, shown({**{k: shipped[k] for k in ("value", "robustness")}, **cheap}), list(TARGETS))
     return lines

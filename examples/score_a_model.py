@@ -30,5 +30,5 @@ net = eqx.nn.Sequential([eqx.nn.Lambda(jnp.ravel), mlp])
 eqx_score = ntkscore.score_model(net, None, x, y, steps=3)
 
 for name, s in (("flax CNN", flax_score), ("equinox MLP", eqx_score)):
-    print(f"{name:<12} robustness {s.robustness:.4f}  λ_min(K) {s['K.lambda_min']:.4g}  "
+    print(f"{name:<12} λ_min(K̃_ε) {s['K_rob.lambda_min']:.4g}  λ_min(K) {s['K.lambda_min']:.4g}  "
           f"λ_min(K̃_all(1)) {s['K_rob_all@1.lambda_min']:.4g}  params {s['params']:.0f}")

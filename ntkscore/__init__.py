@@ -17,7 +17,8 @@ from .scores.model import score_model  # noqa: E402
 from .scores.result import Score  # noqa: E402
 from .scores.scorer import Scorer, score  # noqa: E402
 from .scores.settings import ScoreSettings  # noqa: E402
+from .study.learn import fit  # noqa: E402
 from .study.search import search  # noqa: E402
 
 __all__ = ["OPS", "Arch", "Score", "ScoreSettings", "Scorer", "all_archs", "empirical_ntk_fn", "ntk_pairs",
-           "score", "score_model", "search", "unique_archs", "__version__"]
+           "fit", "score", "score_model", "search", "unique_archs", "__version__"]

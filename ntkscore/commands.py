@@ -327,38 +327,19 @@ def cmd_correlate(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    import numpy as np
-    import pandas as pd
-
-    from .scores.predictor import table_settings
     from .study import evaluate, learn
-    from .study.benchmarks import canonical_keys
 
-    scores = pd.read_csv(args.scores)
-    if "arch" not in scores.columns:
-        raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
-    settings = table_settings(scores)
-    y, target_name = learn.labels(scores["arch"], args.target, args.data)
-    labelled = np.flatnonzero(np.isfinite(y))
-    if args.labels is not None:
-        if not 10 <= args.labels <= len(labelled):
-            raise ValueError(f"--labels must be in 10..{len(labelled)} (the labelled cells), got {args.labels}")
-        labelled = np.sort(np.random.default_rng(args.seed).choice(labelled, args.labels, replace=False))
-    table, y = scores.iloc[labelled].reset_index(drop=True), y[labelled]
-    features = learn.features_of(list(scores.columns), args.features)
-    if not features:
-        raise ValueError(f"{args.scores} has no metrics of the groups {args.features}; rank with --family and the "
-                         "zero-cost terms (the defaults) to have them")
-    print(f"{len(y)} labelled cells of {len(scores)}; target {target_name}; {len(features)} features "
+    table, y, target_name, _ = learn.labelled_table(args.scores, args.target, args.labels, args.seed, args.data)
+    features = learn.features_of(list(table.columns), args.features)
+    print(f"{len(y)} labelled cells of {args.scores}; target {target_name}; {len(features)} features "
           f"({', '.join(args.features)}); 5-fold cross-validation:")
-    comparison = learn.compare(table, y, features, seed=args.seed)
-    print(evaluate.to_markdown(comparison.rename(columns={"regret_top1": "top-1 regret"})))
-    predictor = learn.fit_predictor(table, y, features, args.name, target_name, settings, seed=args.seed,
-                                    provenance={"training_cells": sorted(canonical_keys(table["arch"])),
-                                                "scores": str(args.scores)})
+    if features:
+        comparison = learn.compare(table, y, features, seed=args.seed)
+        print(evaluate.to_markdown(comparison.rename(columns={"regret_top1": "top-1 regret"})))
+    predictor = learn.fit(args.scores, args.target, args.features, args.name, args.labels, args.seed, args.data)
     path = predictor.save(args.out)
-    print(f"wrote {path}: '{args.name}' over {len(features)} features, valid at the settings of {args.scores} only; "
-          f"use it with --predictor {path}")
+    print(f"wrote {path}: '{args.name}' over {len(predictor.features)} features, valid at the settings of "
+          f"{args.scores} only; use it with --predictor {path}")
     return 0
 
 

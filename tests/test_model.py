@@ -38,7 +38,7 @@ def test_equinox_model():
     expected = jacobian_trace(lambda p, x: jax.vmap(eqx.combine(p, static))(x), params, X)
     assert s["K.trace"] == pytest.approx(expected, rel=1e-4)
     assert s.metrics["params"] == sum(np.size(a) for a in jax.tree.leaves(params))
-    assert np.isfinite(s.robustness) and s["K_rob.trace"] != s["K.trace"]
+    assert np.isfinite(s["K_rob.lambda_min"]) and s["K_rob.trace"] != s["K.trace"]
     with pytest.raises(ValueError, match="carries its own parameters"):
         score_model(net, params, X, Y)
 
@@ -89,4 +89,4 @@ def test_the_readme_example_runs():
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=True).stdout
     lines = out.splitlines()
     assert [line.split()[0] for line in lines] == ["flax", "equinox"]
-    assert all(float(line.split("robustness ")[1].split()[0]) > 0 for line in lines)
+    assert all(float(line.split("λ_min(K̃_ε) ")[1].split()[0]) > 0 for line in lines)

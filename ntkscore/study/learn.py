@@ -287,7 +287,7 @@ def apply_predictors(table: pd.DataFrame, predictors: Sequence[Predictor]) -> tu
         else:
             columns[p.name] = p.predict(table)
     out = table.drop(columns=[n for n in list(reasons) + list(columns) if n in table.columns])
-    return out.assign(**columns), reasons
+    return pd.concat([out, pd.DataFrame(columns, index=out.index)], axis=1), reasons
 
 
 def without_training_cells(table: pd.DataFrame, predictors: Sequence[Predictor], root=None
@@ -304,3 +304,43 @@ def without_training_cells(table: pd.DataFrame, predictors: Sequence[Predictor],
         return table, 0
     keep = np.asarray([k not in fitted for k in canonical_keys(table["arch"])], bool)
     return table[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def labelled_table(scores, target: str, n_labels: int | None = None, seed: int = 0, data_dir=None
+                   ) -> tuple[pd.DataFrame, np.ndarray, str, dict[str, Any]]:
+    """``(rows, labels, target's description, settings)``: the rows of the rank file ``scores`` (path or table)
+    that have a label under ``target`` (:func:`labels`), a ``seed``-ed sample of ``n_labels`` of them if given."""
+    from ..scores.predictor import table_settings
+
+    table = scores if isinstance(scores, pd.DataFrame) else pd.read_csv(scores)
+    if "arch" not in table.columns:
+        raise ValueError(f"{scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
+    settings = table_settings(table)
+    y, target_name = labels(table["arch"], target, data_dir)
+    labelled = np.flatnonzero(np.isfinite(y))
+    if n_labels is not None:
+        if not 10 <= n_labels <= len(labelled):
+            raise ValueError(f"the number of labels must be in 10..{len(labelled)} (the labelled cells), "
+                             f"got {n_labels}")
+        labelled = np.sort(np.random.default_rng(seed).choice(labelled, n_labels, replace=False))
+    return table.iloc[labelled].reset_index(drop=True), y[labelled], target_name, settings
+
+
+def fit(scores, target: str, features: Sequence[str] = ("ntk", "zero_cost"), name: str = "value",
+        n_labels: int | None = None, seed: int = 0, data_dir=None) -> Predictor:
+    """Fit a learned score to a rank file: ``ntkscore.fit("runs/scores.csv", "my_accuracies.csv")``.
+
+    ``scores`` is a rank file (path or table; its metrics are the features, its settings the fingerprint),
+    ``target`` what :func:`labels` reads (a benchmark column or a CSV ``arch,accuracy``), ``features`` feature
+    groups (:func:`features_of`), ``n_labels`` how many labelled cells to use (:func:`labelled_table`). The
+    predictor's provenance lists its training cells, which ``ntkscore correlate`` then leaves out."""
+    from .benchmarks import canonical_keys
+
+    table, y, target_name, settings = labelled_table(scores, target, n_labels, seed, data_dir)
+    columns = features_of(list(table.columns), features)
+    if not columns:
+        raise ValueError(f"the rank file has no metrics of the groups {list(features)}; rank with the NTK family and "
+                         "the zero-cost terms (the defaults) to have them")
+    return fit_predictor(table, y, columns, name, target_name, settings, seed=seed,
+                         provenance={"training_cells": sorted(canonical_keys(table["arch"])),
+                                     "scores": str(scores) if not isinstance(scores, pd.DataFrame) else "a table"})
