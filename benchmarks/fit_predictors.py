@@ -107,7 +107,7 @@ def main(argv=None) -> int:
             print(f"no seed-{seed} table yet")
             continue
         scored, reasons = learn.apply_predictors(table, predictor.shipped_predictors())
-        front = ["arch", *predictor.SHIPPED]
+        front = ["arch", *[c for c in predictor.SHIPPED if c in scored.columns]]  # as rank writes: absent if not valid
         scored = scored[front + [c for c in scored.columns if c not in front]]
         scored.to_csv(RESULTS / f"space_seed{seed}.csv.gz", index=False)
         print(f"space_seed{seed}.csv.gz: {len(scored)} cells" + (f"; not computed: {reasons}" if reasons else ""))

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from .outputs import writable
+
 
 def parse_arch(text: str, data=None):
     """An NB201 string, 6 comma-separated op indices, or an NB201 index 0–15624 (looked up in the benchmark's
@@ -118,7 +120,8 @@ def cmd_space(args) -> int:
         arch = parse_arch(text, args.data)
         info = {"arch": arch.to_string(), "ops": list(arch.ops), "canonical": arch.canonical().to_string(),
                 "canonical_key": arch.canonical_string(), "dead": arch.is_dead,
-                "params": cost.num_params(arch), "flops": cost.flops(arch)}
+                "params": cost.num_params(arch), "flops": cost.flops(arch),
+                "cost_of": "the benchmark's network: C16 N5, 32×32 images, 10 classes"}
         if args.action == "canonical":
             print(info["canonical"])
         else:
@@ -132,6 +135,7 @@ def cmd_rank(args) -> int:
     from .scores.scorer import Scorer
     from .study.rank import rank, read_arch_file, select_archs
 
+    writable(args.out, "--out")
     archs = read_arch_file(args.archs) if args.archs else None
     archs = select_archs(None if args.all else args.sample, args.sample_seed, archs)
     settings = settings_of(args)
@@ -188,6 +192,15 @@ def cmd_search(args) -> int:
     from .study import search as search_lib
 
     budget = search_lib.parse_quantity(args.budget, {"s": 1, "m": 60, "h": 3600}, "--budget")
+    for flag in ("out", "csv", "plot"):
+        if getattr(args, flag):
+            writable(getattr(args, flag), f"--{flag}")
+    if args.benchmark:  # the tables are read after the search: check they are there before it
+        from .inputs.data import data_dir
+
+        for table in ("nasrobbench201/cifar10.csv", "nb201/cifar10_clean_acc.csv"):
+            if not (data_dir(args.data) / table).is_file():
+                raise FileNotFoundError(f"--benchmark needs {data_dir(args.data) / table}")
     sizes = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
     constraints = search_lib.Constraints(
         None if args.max_params is None else search_lib.parse_quantity(args.max_params, sizes, "--max-params"),
@@ -269,10 +282,12 @@ def cmd_correlate(args) -> int:
     from .scores import predictor
     from .study import benchmarks, evaluate, learn
 
-    scores = pd.read_csv(args.scores)
-    if "arch" not in scores.columns:
-        raise ValueError(f"{args.scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
+    from .study.rank import read_rank_table
 
+    writable(args.out_dir, "--out-dir", folder=True)
+    scores, notes = read_rank_table(args.scores)
+    for note in notes:
+        print(f"{args.scores}: {note}", file=sys.stderr)
     own = [predictor.load(p) for p in args.predictor or []]
     predictors = list({p.name: p for p in (*predictor.shipped_predictors(), *own)}.values())
     if own:  # the user's predictors score the file's cells (at its settings only)
@@ -329,6 +344,7 @@ def cmd_correlate(args) -> int:
 def cmd_fit(args) -> int:
     from .study import evaluate, learn
 
+    writable(args.out, "--out")
     table, y, target_name, _ = learn.labelled_table(args.scores, args.target, args.labels, args.seed, args.data)
     features = learn.features_of(list(table.columns), args.features)
     print(f"{len(y)} labelled cells of {args.scores}; target {target_name}; {len(features)} features "
@@ -348,6 +364,8 @@ def cmd_train(args) -> int:
 
     from .train import TrainSettings, train
 
+    if args.checkpoint:
+        writable(args.checkpoint, "--checkpoint")
     arch = parse_arch(args.arch, args.data)
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                              eps=args.eps / 255, step_size=args.step_size / 255, steps=args.steps,

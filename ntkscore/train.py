@@ -77,6 +77,12 @@ class TrainSettings:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
         if self.input_size % 4 or self.input_size < 4:
             raise ValueError(f"input_size must be a multiple of 4, got {self.input_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive (the peak of the one-cycle schedule, 0.1 in the benchmark), "
+                             f"got {self.lr:g}")
+        if not (0.0 <= self.momentum < 1.0 and self.weight_decay >= 0.0):
+            raise ValueError(f"momentum must be in [0, 1) and weight_decay ≥ 0, got {self.momentum:g} and "
+                             f"{self.weight_decay:g}")
         attack.validate(self.eps, self.step_size, self.steps)
 
     def network_config(self, bn_mode: str = "train") -> network.NetworkConfig:

@@ -6,7 +6,8 @@ from ntkscore.cli import main
 
 MIXED_POOL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 """NB201 index 1 (the benchmark's own meta.json)."""
-TINY_ARGS = ["--channels", "4", "--cells-per-stage", "1", "--input-size", "8", "--batch-size", "6", "--steps", "2", "--inputs", "random"]
+TINY_ARGS = ["--channels", "4", "--cells-per-stage", "1", "--input-size", "8", "--batch-size", "6", "--steps", "2",
+             "--inputs", "random", "--kernels", "all", "--no-family"]
 
 
 def test_space_show_and_list(capsys, data_dir):
@@ -28,7 +29,13 @@ def test_space_show_and_list(capsys, data_dir):
     (["score", "--batch-size", "1", "--inputs", "random"], "batch_size must be an int"),
     (["score", "--data", "/nonexistent/dir"], "does not exist"),
     (["score", "--eps", "1000", "--inputs", "random"], "--eps is in /255 pixel units and must be in 0..255"),
-    (["score", "--input-size", "0", "--inputs", "random"], "--input-size must be a multiple of 4"),
+    (["score", "--input-size", "6", "--inputs", "random"], "--input-size must be a multiple of 4"),
+    (["rank", "--out", "/", "--inputs", "random"], "--out / is a directory"),
+    (["rank", "--out", "/sys/s.csv", "--inputs", "random"], "--out /sys/s.csv cannot be written"),
+    (["search", "--plot", "/sys/x.png", "--inputs", "random"], "--plot /sys/x.png cannot be written"),
+    (["train", "1,1,1,1,1,1", "--checkpoint", "/sys/c.npz"], "--checkpoint /sys/c.npz cannot be written"),
+    (["train", "1,1,1,1,1,1", "--lr", "-1"], "lr must be positive"),
+    (["fit", "nowhere.csv", "--target", "residual", "--out", "/sys/p.json"], "--out /sys/p.json cannot be written"),
     (["space", "show", "15625"], "NB201 index 15625 is out of range"),
     (["score", "--dataset", "ImageNet16-120", "--data", "."], "ntkscore data convert ImageNet16-120"),
 ])
@@ -50,35 +57,79 @@ def test_score_table_says_what_the_scores_mean(capsys, monkeypatch):
     assert main(["score", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    value = lines["value"].split()[1]
-    assert value == f"{float(value):.6g}" and "predicted PGD-8 accuracy" in lines["value"]
-    assert "survives a PGD-8 attack" in lines["robustness"]
+    for name in ("value", "robustness"):  # not at these settings: a dash and the reason, never a number
+        assert lines[name].split()[1] == "-" and "not computed: " in lines[name] and "channels: fitted at 8" in out
+    assert lines["params"].split()[1].isdigit() and "nan" not in out
     assert {"K", "K_rob", "K_rob_all@1", "proxies"} <= set(lines) and "others" not in lines
 
 
-def test_correlate_reports_the_shipped_scores_with_their_controls(tmp_path, data_dir, capsys):
+def _scores(bench, n: int, **columns):
     import numpy as np
     import pandas as pd
 
-    bench = pd.read_csv(data_dir / "nasrobbench201" / "cifar10.csv", nrows=40)
     rng = np.random.default_rng(0)
-    scores = pd.DataFrame({"arch": bench["arch_str"], "params": rng.uniform(1e5, 1e6, 40),
-                           "zc.meco": rng.uniform(1.0, 10.0, 40), "K_all@0.5.trace": rng.uniform(1.0, 10.0, 40),
-                           **{f"K_rob.{q}": rng.uniform(0.1, 10.0, 40)
-                              for q in ("lambda_min", "condition", "bound", "trace")}})
+    return pd.DataFrame({"arch": bench["arch_str"][:n], "params": rng.uniform(1e5, 1e6, n),
+                         "zc.meco": rng.uniform(1.0, 10.0, n), "K_all@0.5.trace": rng.uniform(1.0, 10.0, n),
+                         **{f"K_rob.{q}": rng.uniform(0.1, 10.0, n) for q in ("lambda_min", "condition", "bound", "trace")},
+                         **columns})
+
+
+def test_correlate_leaves_out_the_cells_the_shipped_predictors_were_fitted_on(tmp_path, data_dir, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from ntkscore.study import evaluate
+    from ntkscore.study.benchmarks import canonical_keys
+
+    bench = pd.read_csv(data_dir / "nasrobbench201" / "cifar10.csv", nrows=60)
+    scores = _scores(bench, 60, value=np.linspace(0, 1, 60))
+    dev = evaluate.development_keys(data_dir)
+    fitted = sum(k in dev for k in canonical_keys(scores["arch"]))
+    assert 0 < fitted < 60
     scores = pd.concat([scores, pd.DataFrame({"arch": ["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]})])
     path = tmp_path / "scores.csv"
     scores.fillna(1.0).to_csv(path, index=False)
     out = tmp_path / "out"
     assert main(["correlate", str(path), "--data", str(data_dir), "--bootstrap", "20", "--out-dir", str(out)]) == 0
     table = pd.read_csv(out / "correlations.csv")
-    assert {"value", "robustness", "robustness: params for K_all@0.5.trace", "value: params for zc.meco",
-            "K_rob.lambda_min", "baseline.params"} <= set(table.score)
+    assert {"value", "K_rob.lambda_min", "baseline.params"} <= set(table.score)
     assert {"robustness_residual", "pgd8/clean", "val_pgd_8.0_acc"} <= set(table.metric)
     printed = capsys.readouterr().out
+    assert f"{fitted} cells excluded: the predictors of value were fitted on them" in printed
     joined = int(printed.split("; ")[1].split()[0])
-    assert "41 cells in" in printed and f"({41 - joined} dropped" in printed and table.n.max() == joined
+    assert f"{61 - fitted} cells in" in printed and table.n.max() == joined <= 60 - fitted
     assert "with val_pgd_8.0_acc" in printed and (out / "rank_rank_val_pgd_8.0_acc.png").stat().st_size > 10000
+    assert main(["correlate", str(path), "--data", str(data_dir), "--bootstrap", "0", "--plot-metric",
+                 "--include-training", "--out-dir", str(out)]) == 0
+    assert "excluded" not in capsys.readouterr().out
+
+
+def test_correlate_repairs_or_refuses_a_damaged_rank_file(tmp_path, data_dir, capsys):
+    import pandas as pd
+
+    bench = pd.read_csv(data_dir / "nasrobbench201" / "cifar10.csv", nrows=30)
+    scores = _scores(bench, 30, **{"setting.channels": 8})
+    good = scores.to_csv(index=False)
+    cases = {"torn.csv": good + good.splitlines()[1][:40], "repeated.csv": good + "\n".join(good.splitlines()[1:4]) + "\n"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["correlate", str(tmp_path / name), "--data", str(data_dir), "--bootstrap", "0", "--plot-metric",
+                     "--out-dir", str(tmp_path / "o")]) == 0
+        captured = capsys.readouterr()
+        assert ("a torn last row dropped" if name == "torn.csv" else "3 repeated cells dropped") in captured.err
+        assert "30 cells in" in captured.out
+    refused = {"mixed.csv": (scores.assign(**{"setting.channels": [8] * 29 + [16]}), "mixes rows scored with different "
+                             "settings (channels: 8, 16)"),
+               "text.csv": (scores.assign(**{"zc.meco": ["x"] + [1.0] * 29}), "column 'zc.meco' holds a non-number ('x')")}
+    for name, (table, message) in refused.items():
+        table.to_csv(tmp_path / name, index=False)
+        assert main(["correlate", str(tmp_path / name), "--data", str(data_dir), "--out-dir", str(tmp_path / "o")]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["correlate", str(tmp_path / "empty.csv"), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "is empty; expected a file written by 'ntkscore rank'" in capsys.readouterr().err
+    assert main(["correlate", str(tmp_path / "torn.csv"), "--out-dir", "/sys/corr"]) == 2
+    assert "--out-dir /sys/corr cannot be written" in capsys.readouterr().err
 
 
 def test_ray_flag_without_ray_says_how_to_install(capsys, monkeypatch, tmp_path):

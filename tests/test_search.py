@@ -67,14 +67,35 @@ def test_parse_quantity():
         parse_quantity("ten", {"s": 1}, "--budget")
 
 
+def _predictor_at(settings):
+    """A learned ``value`` fitted at ``settings`` on a synthetic rank table (a search needs its objective there)."""
+    from dataclasses import asdict
+
+    from ntkscore.study import learn
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"zc.meco": rng.normal(size=40), "K.trace": rng.uniform(1, 2, 40)})
+    return learn.fit_predictor(table, table["zc.meco"] + table["K.trace"], ["zc.meco", "K.trace"], "value",
+                               "synthetic", asdict(settings), folds=0)
+
+
+def test_a_search_by_a_score_that_is_not_computed_is_refused_before_it_starts(tmp_path):
+    settings = ScoreSettings(**{**TINY_SETTINGS, "proxy_batch_size": 8})
+    with pytest.raises(ValueError, match="cannot search by value: 'value' was fitted on features computed at other "
+                                         "settings"):
+        search("value", 30, settings=settings, out=tmp_path / "s.csv")
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_a_short_live_search_returns_k_cells_and_resumes_without_rescoring(tmp_path):
     settings = ScoreSettings(**{**TINY_SETTINGS, "proxy_batch_size": 8})
     out = tmp_path / "search.csv"
-    first = search("value", 30, settings=settings, out=out, seed=0)
+    mine = [_predictor_at(settings)]
+    first = search("value", 30, settings=settings, out=out, seed=0, predictors=mine)
     assert len(first.top(5)) == 5 and first.seconds < 60
     scored = pd.read_csv(out)
     assert len(scored) == len(first.ranked()) and not scored["arch"].duplicated().any()
-    again = search("value", 10, strategy="random", settings=settings, out=out, seed=0)
+    again = search("value", 10, strategy="random", settings=settings, out=out, seed=0, predictors=mine)
     rows = pd.read_csv(out)
     assert set(scored["arch"]) <= set(rows["arch"]) and not rows["arch"].duplicated().any()
     kept = rows.set_index("arch").loc[scored["arch"], "value"].to_numpy()

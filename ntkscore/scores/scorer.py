@@ -25,6 +25,7 @@ Metric names are ``"<kernel>.<quantity>"``, e.g. ``"K.lambda_min"``, ``"K_rob.bo
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, replace
 from typing import Any, Callable, Mapping, Sequence
@@ -173,14 +174,16 @@ class Scorer:
 
     def _batch(self, key, size: int, data_dir, images, role: str):
         """The batch of ``role`` (``"ntk"`` or ``"proxy"``): random inputs, or images drawn from the data
-        directory's file, or, with no such file, the same draw shipped with the package (seed 0, default sizes)."""
+        directory's file, or, where no data directory was named (no ``data_dir``, ``images`` or ``$NTKSCORE_DATA``)
+        and none is found, the same draw shipped with the package (:mod:`ntkscore.inputs.shipped`)."""
         info = data.dataset_info(self.settings.dataset)
         if self.settings.inputs == "random":
             return data.random_batch(key, size, self.config.input_shape, info.num_classes)
         try:
             x, y = data.load_batch(key, size, self.settings.dataset, data_dir, images)
         except FileNotFoundError as err:
-            found = None if images is not None else shipped.batch(self.settings.dataset, role, self.settings.seed, size)
+            implicit = data_dir is None and images is None and not os.environ.get(data.DATA_ENV)  # nothing named
+            found = shipped.batch(self.settings.dataset, role, self.settings.seed, size) if implicit else None
             if found is None:
                 raise FileNotFoundError(f"{err} (the package ships the images of the default settings only: "
                                         f"{'; '.join(shipped.available()) or 'none'})") from None

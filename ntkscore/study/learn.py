@@ -20,6 +20,7 @@ from scipy.stats import kendalltau
 
 from .. import __version__
 from ..cell.space import NUM_EDGES, OPS, Arch
+from ..kernels.family import PROXIES as FAMILY_PROXIES
 from ..kernels.theory import SCORE_NAMES
 from ..scores.predictor import Predictor, fingerprint
 from . import evaluate
@@ -29,14 +30,17 @@ PARAMS = {"num_boost_round": 400, "num_leaves": 15, "learning_rate": 0.03, "bagg
 """Default LightGBM hyperparameters (LightGBM's own names; ``num_boost_round`` is the number of trees);
 ``benchmarks/predictor_design.py`` chooses the shipped ones by cross-validation on the development cells."""
 
-FAMILY = ("tenas_condition", "nasi_trace", "knas", "lga", "cka", "fisher_entropy", "vkdnw")
 GROUPS = ("paper", "family", "per_group", "per_layer", "zero_cost")
 NTK_GROUPS = ("paper", "family", "per_group", "per_layer")
 NOT_FEATURES = ("value", "robustness", "seconds", "flags", "arch", "ntkscore_version", "device")
 
 
 def feature_group(name: str) -> str | None:
-    """Which group of :data:`GROUPS` metric ``name`` belongs to (``None``: not a feature)."""
+    """Which group of :data:`GROUPS` metric ``name`` belongs to (``None``: not a feature): ``paper`` the spectral
+    quantities of Wu et al.'s kernels (``K``, ``K_rob``, ``K_all@β``, …: λ_min, λ_max, condition, trace, bound,
+    effective rank), ``family`` the NTK family's proxies and Fisher spectrum, ``per_group`` the split of ``K̃_ε``
+    over the network's parameter groups, ``per_layer`` the aggregated per-layer spectra, ``zero_cost`` the
+    zero-cost terms, #params and FLOPs."""
     if name in NOT_FEATURES or name.startswith(("setting.", "composite.", "aggregate.", "value", "robustness")):
         return None
     if name.startswith(("zc.", "features.")) or name in ("params", "flops"):
@@ -48,7 +52,7 @@ def feature_group(name: str) -> str | None:
         return "per_layer"
     if "/" in kernel:
         return "per_group"
-    if quantity in FAMILY or quantity.startswith("fisher_"):
+    if quantity in FAMILY_PROXIES or quantity.startswith("fisher_"):
         return "family"
     if quantity in SCORE_NAMES:
         return "paper"

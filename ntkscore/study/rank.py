@@ -222,3 +222,39 @@ def pareto_front(objectives) -> np.ndarray:
         dominated = np.any(np.all(others >= v[i], axis=1) & np.any(others > v[i], axis=1))
         front[i] = not dominated
     return front
+
+
+def read_rank_table(path) -> tuple["pd.DataFrame", list[str]]:
+    """A rank file read for analysis, repaired or refused: a torn last row (a run killed mid-write) and repeated
+    cells are dropped, each with a note (the second value); rows scored with different settings, and metric columns
+    holding non-numbers, are refused naming the column."""
+    import pandas as pd
+
+    from ..scores.predictor import table_settings
+
+    try:
+        text = Path(path).read_text()
+    except (FileNotFoundError, IsADirectoryError):
+        raise FileNotFoundError(f"rank file {path} does not exist") from None
+    if not text.strip():
+        raise ValueError(f"{path} is empty; expected a file written by 'ntkscore rank'")
+    torn = not text.endswith("\n") and text.count("\n") >= 1
+    if torn:
+        text = text[: text.rfind("\n") + 1]
+    table = pd.read_csv(io.StringIO(text))
+    if "arch" not in table.columns:
+        raise ValueError(f"{path} has no 'arch' column; expected a file written by 'ntkscore rank'")
+    repeated = int(table["arch"].duplicated().sum())
+    table = table.drop_duplicates("arch", keep="first").reset_index(drop=True)
+    notes = (["a torn last row dropped (a run cut mid-write)"] if torn else []) + \
+        ([f"{repeated} repeated cells dropped"] if repeated else [])
+    if any(c.startswith("setting.") for c in table.columns):
+        table_settings(table)  # refuses rows scored with different settings
+    text_columns = [c for c in table.columns if c not in ("arch", "flags", "device", "ntkscore_version")
+                    and not c.startswith("setting.") and not pd.api.types.is_numeric_dtype(table[c])
+                    and table[c].notna().any()]
+    if text_columns:
+        c = text_columns[0]
+        bad = table[c][pd.to_numeric(table[c], errors="coerce").isna() & table[c].notna()].iloc[0]
+        raise ValueError(f"{path}: column {c!r} holds a non-number ({bad!r}); a rank file's metrics are numbers")
+    return table, notes
