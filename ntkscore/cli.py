@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("score", help="score one or more cells: value (predicted PGD-8 accuracy), robustness "
-                       "(accuracy kept under attack) and every kernel quantity")
+    p = sub.add_parser("score", help="score one or more cells: value (predicted PGD-8 rank), robustness (predicted "
+                       "robustness residual) and every kernel quantity")
     p.add_argument("arch", nargs="*", default=[DEFAULT_ARCH],
                    help="NB201 strings, 6 comma-separated op indices or NB201 indices (default: a mixed conv cell)")
     p.add_argument("--json", action="store_true", help="one JSON object per cell instead of a table")
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="the best cells by a shipped score, within a time budget and #params/FLOPs "
                        "limits (evolution, random or coarse-to-fine)")
     p.add_argument("--objective", choices=["value", "robustness", "both"], default="value",
-                   help="value: predicted PGD-8 accuracy (default); robustness: accuracy kept under attack; both: "
+                   help="value: predicted PGD-8 rank (default); robustness: predicted robustness residual; both: "
                         "by value, with the Pareto front of the two")
     p.add_argument("--budget", default="10m", help="wall time, compilation included: 90s, 10m, 1h (default 10m)")
     p.add_argument("--strategy", choices=["evolution", "random", "coarse_to_fine"], default="evolution")

@@ -82,7 +82,7 @@ def test_the_driver_killed_and_rerun_resumes(tmp_path, single_process):
     command = [sys.executable, "-m", "ntkscore.cli", "rank", "--ray", "--workers", "2", "--chunk-size", "2",
                "--archs", str(archs), "--out", str(out), "--channels", "4", "--cells-per-stage", "1",
                "--input-size", "8", "--inputs", "random", "--batch-size", "4", "--steps", "1", "--kernels", "robust",
-               "--no-proxies"]
+               "--no-proxies", "--no-family"]
     env = {**os.environ, "NTKSCORE_CACHE": "off"}
     driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import jax
 import numpy as np
+import pandas as pd
 
 from .. import __version__
 from ..cell.space import Arch, as_arch, unique_archs
@@ -224,12 +225,10 @@ def pareto_front(objectives) -> np.ndarray:
     return front
 
 
-def read_rank_table(path) -> tuple["pd.DataFrame", list[str]]:
+def read_rank_table(path) -> tuple[pd.DataFrame, list[str]]:
     """A rank file read for analysis, repaired or refused: a torn last row (a run killed mid-write) and repeated
     cells are dropped, each with a note (the second value); rows scored with different settings, and metric columns
     holding non-numbers, are refused naming the column."""
-    import pandas as pd
-
     from ..scores.predictor import table_settings
 
     try:

@@ -4,13 +4,13 @@ Strategies (``strategy``):
 
 * ``random`` — score admissible cells in a seeded random order until the budget is spent (the baseline);
 * ``evolution`` — regularised evolution (Real et al., AAAI 2019): a population of ``population`` cells; each step
-  draws ``sample`` of them at random, mutates the fittest (one edge's op changed to another, the child kept only if
+  draws ``sample`` of them at random with replacement, mutates the fittest (one edge's op changed to another, the child kept only if
   admissible), scores the child, adds it and drops the oldest member;
 * ``coarse_to_fine`` — score cells in random order at cheap settings (the zero-cost terms of a C16 N1 16×16 network,
-  :data:`COARSE`) for ``coarse_share`` of the budget, then re-score the best of them by ``value`` at the search's
-  own settings with the rest; only the fine scores rank the result.
+  :data:`COARSE`), ranked by MeCo (:data:`COARSE_KEY`), for ``coarse_share`` of the budget, then re-score the best of
+  them by the objective at the search's own settings with the rest; only the fine scores rank the result.
 
-The objective is ``value`` (predicted PGD-8 accuracy), ``robustness`` (the NTK's prediction of the accuracy kept under
+The objective is ``value`` (the predicted PGD-8 rank), ``robustness`` (the NTK's prediction of the accuracy kept under
 attack) or ``both`` (fitness ``value``; the result's Pareto front of the two). Cells are searched up to isomorphism
 (each class's representative, :meth:`ntkscore.cell.space.Arch.canonical`). Constraints are on the #params and FLOPs
 of the benchmark's network (C16 N5, 32×32, 10 classes), whatever network the scores are computed on.
