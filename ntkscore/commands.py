@@ -73,7 +73,8 @@ def _score_table(result) -> str:
     kernels: dict[str, dict[str, float]] = {}
     for name, value in result.metrics.items():
         kernel, _, quantity = name.rpartition(".")
-        if kernel and not name.startswith(("zc.", "features.")) and "/" not in kernel and "." not in kernel:
+        if kernel and not name.startswith(("zc.", "features.")) and "/" not in kernel and quantity in SCORE_NAMES \
+                and not kernel.endswith(".layers"):
             kernels.setdefault(kernel, {})[quantity] = value  # per-group and per-layer quantities: --json
     cols = [q for q in SCORE_NAMES if any(q in v for v in kernels.values())]
     lines = [result.summary()]

@@ -59,6 +59,7 @@ def test_settings_mismatch_is_refused(tmp_path):
 
 def test_selection_and_arch_files(tmp_path):
     assert select_archs(sample=8, seed=3) == select_archs(sample=8, seed=3) != select_archs(sample=8, seed=4)
+    assert select_archs(sample=60, seed=3)[:20] == select_archs(sample=20, seed=3)  # samples of one seed nest
     assert len(select_archs()) == 6466
     f = tmp_path / "archs.txt"
     f.write_text(f"# two cells\n{CELLS[0]}\n\n{CELLS[1]}  # trailing comment\n")

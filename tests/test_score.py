@@ -118,6 +118,10 @@ def test_score_model_on_any_jax_model():
         score_model(mlp, params, x * 255, jnp.arange(6) % 3)
     with pytest.raises(ValueError, match="at least two samples"):
         score_model(mlp, params, x[:1], jnp.arange(1))
+    with pytest.raises(ValueError, match="x hold non-finite values"):
+        score_model(mlp, params, x.at[0, 0, 0, 0].set(jnp.nan), jnp.arange(6) % 3)
+    with pytest.raises(ValueError, match="params hold non-finite values"):
+        score_model(mlp, {**params, "w": params["w"].at[0, 0].set(jnp.inf)}, x, jnp.arange(6) % 3)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -109,6 +109,12 @@ def score_model(model, params, x, y, *, key=None, batched: bool | None = None, c
     if len(out.shape) != 2:
         raise ValueError(f"the model must return logits of shape (n, classes), got {out.shape}")
     _check_batch(x, y, out.shape[1])
+    bad = [name for name, tree in (("x", x), ("params", params))
+           if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(tree)
+                      if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact))]
+    if bad:
+        raise ValueError(f"{' and '.join(bad)} hold non-finite values (nan or inf); a kernel of them would be "
+                         "meaningless: check the inputs and the initialisation")
     y = y.astype(jnp.int32)
     key = jax.random.PRNGKey(s.seed) if key is None else key
     with scoring_precision():
