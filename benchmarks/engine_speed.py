@@ -7,8 +7,9 @@ Scores a seeded random sample of the unique NB201 cells (``--cells``) with one :
 at a time as ``ntkscore rank`` does, and appends to ``benchmarks/results/engine_speed.json`` the version it ran
 (``ntkscore.__version__`` and the checkout's git commit), the first call (compilation included) and the mean and
 median seconds per cell after it. ``--settings``: ``cheap`` = the whole-space settings of the README (C8 N1
-16×16, B = 20, every kernel and the zero-cost proxies); ``default`` = :class:`ntkscore.ScoreSettings()` at the
-real shape (C16 N5 32×32, B = 16). The Markdown table (``engine_speed.md``) lists every recorded run and, for
+16×16, B = 20, every kernel and the zero-cost proxies); ``default`` = the real shape (C16 N5 32×32, B = 16, every
+kernel and the zero-cost proxies; the defaults of the versions before 0.5.0), each spelled out so that every version
+scores the same thing. The Markdown table (``engine_speed.md``) lists every recorded run and, for
 runs on the same cells and settings, the speed-up of each version over the slowest.
 """
 
@@ -25,7 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "engine_speed.json"
-SETTINGS = {"cheap": {"channels": 8, "cells_per_stage": 1, "input_size": 16, "batch_size": 20}, "default": {}}
+SETTINGS = {"cheap": {"channels": 8, "cells_per_stage": 1, "input_size": 16, "batch_size": 20, "kernels": "all",
+                     "family": False},
+            "default": {"channels": 16, "cells_per_stage": 5, "input_size": None, "batch_size": 16, "kernels": "all",
+                        "family": False}}
 
 
 def run(settings: str, cells: int, seed: int) -> dict:

@@ -57,7 +57,7 @@ def main() -> int:
     rel = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))  # noqa: E731
     rows = []
     for output in ("sum", "trace"):
-        s = ntkscore.Scorer(ntkscore.ScoreSettings(batch_size=16, kernels="clean", output=output, proxies=False))
+        s = ntkscore.Scorer(ntkscore.ScoreSettings.real_shape(batch_size=16, kernels="clean", output=output, proxies=False))
         p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), s.params)
         x64 = jnp.asarray(s.x, jnp.float64)
         for cell, arch in CELLS.items():

@@ -8,7 +8,7 @@ with ``torch``, ``numpy`` and ``xautodl`` installed ``--no-deps``; PyTorch is ne
 both sides get the same batch. For a light, a mixed and an all-``nor_conv_3x3`` cell, ``B`` = 16 and 32, and the
 traced (10-logit) NTK and the NTK of the summed logits, it times:
 
-* ntkscore: ``Scorer(ScoreSettings(batch_size=B, kernels="clean", output=…, proxies=False))(cell)`` — batch to
+* ntkscore: ``Scorer(ScoreSettings.real_shape(batch_size=B, kernels="clean", output=…, proxies=False))(cell)`` — batch to
   score, eigenvalues included (the layerwise engine, one compiled program for every cell);
 * ``torch.func``: ``vmap(jacrev)`` per-sample Jacobians, then the Gram and ``eigvalsh``;
 * TE-NAS's loop of per-sample backward passes (summed logits only; BN statistics differentiated, weights only, so
@@ -76,7 +76,7 @@ def prepare(work: Path, batch_sizes, data_dir) -> tuple[dict, dict]:
     scorers, batches, params = {}, {}, None
     for b in batch_sizes:
         for output in WORK:
-            s = ntkscore.Scorer(ntkscore.ScoreSettings(batch_size=b, kernels="clean", output=output, proxies=False),
+            s = ntkscore.Scorer(ntkscore.ScoreSettings.real_shape(batch_size=b, kernels="clean", output=output, proxies=False),
                                 data_dir=data_dir)
             scorers[output, b] = s
         batches[b] = str(work / f"batch_B{b}.npz")

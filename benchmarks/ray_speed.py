@@ -27,7 +27,8 @@ from ntkscore.study.cluster import rank_on_ray
 from ntkscore.study.rank import rank, select_archs
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ScoreSettings(channels=8, cells_per_stage=1, input_size=16, batch_size=20, kernels="robust", proxies=False)
+SETTINGS = ScoreSettings(channels=8, cells_per_stage=1, input_size=16, batch_size=20, kernels="robust", proxies=False,
+                         family=False)
 
 
 def timed(results) -> dict:

@@ -50,7 +50,7 @@ def child(engine: str, kernels: str, batch_size: int, repeats: int, arch_batch: 
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kw: compiles.append(duration) if event == COMPILE_EVENT else None)
     start = time.perf_counter()
-    scorer = Scorer(ScoreSettings(batch_size=batch_size, kernels=kernels, engine=engine, family=family),
+    scorer = Scorer(ScoreSettings.real_shape(batch_size=batch_size, kernels=kernels, engine=engine, family=family),
                     arch_batch=arch_batch)
     setup = time.perf_counter() - start
     first, median = {}, {}

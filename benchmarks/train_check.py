@@ -41,7 +41,7 @@ CELLS, CELL_SEED = 48, 7
 BETAS = (0.0, 0.5, 1.0)
 SETTINGS = TrainSettings(epochs=5, batch_size=128, steps=3, step_size=3 / 255, channels=4, cells_per_stage=1,
                          input_size=16, train_images=5000, test_images=500, eval_steps=10)
-SCORE = ScoreSettings(channels=4, cells_per_stage=1, input_size=16, batch_size=16, kernels="all")
+SCORE = ScoreSettings(channels=4, cells_per_stage=1, input_size=16, batch_size=16, kernels="all", family=False)
 
 
 def run(root: Path) -> None:
