@@ -117,16 +117,27 @@ def cmd_space(args) -> int:
         return 0
     if not args.arch:
         raise ValueError("give one or more architectures (NB201 strings or 6 comma-separated op indices)")
+    indices = None
+    if args.action == "show":
+        from .inputs.data import data_dir
+        from .study.benchmarks import nb201_indices
+
+        try:
+            indices = nb201_indices(data_dir(args.data) / "nb201" / "meta.json")
+        except FileNotFoundError:  # no data directory: the benchmark's numbering is not shown
+            pass
     for text in args.arch:
         arch = parse_arch(text, args.data)
         info = {"arch": arch.to_string(), "ops": list(arch.ops), "canonical": arch.canonical().to_string(),
                 "canonical_key": arch.canonical_string(), "dead": arch.is_dead,
                 "params": cost.num_params(arch), "flops": cost.flops(arch),
                 "cost_of": "the benchmark's network: C16 N5, 32×32 images, 10 classes"}
+        if indices is not None:  # the benchmark's own numbering, where its index map is at hand
+            info["nb201_index"], info["isomorph_index"] = indices.get(arch.to_string(), (None, None))
         if args.action == "canonical":
             print(info["canonical"])
         else:
-            print(json.dumps(info) if args.json else "\n".join(f"{k:<14}{v}" for k, v in info.items()) + "\n")
+            print(json.dumps(info) if args.json else "\n".join(f"{k:<16}{v}" for k, v in info.items()) + "\n")
     return 0
 
 

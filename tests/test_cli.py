@@ -18,8 +18,11 @@ def test_space_show_and_list(capsys, data_dir):
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["space", "canonical", "|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|"]) == 0
     assert capsys.readouterr().out.strip().startswith("|")
-    assert main(["space", "show", "1", "--json"]) == 0  # an NB201 index (nb201/meta.json of the data directory)
-    assert json.loads(capsys.readouterr().out)["arch"] == MIXED_POOL
+    assert main(["space", "show", "1", "--json", "--data", str(data_dir)]) == 0  # an NB201 index (its meta.json)
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == MIXED_POOL and info["nb201_index"] == 1 and "C16 N5" in info["cost_of"]
+    meta = json.loads((data_dir / "nb201" / "meta.json").read_text())["ids"]
+    assert info["isomorph_index"] == int(meta["1"]["isomorph"])
 
 
 @pytest.mark.parametrize("argv, message", [

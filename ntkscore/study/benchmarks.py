@@ -56,6 +56,12 @@ def load_meta(path: str | os.PathLike) -> pd.DataFrame:
                                                                                              ignore_index=True)
 
 
+def nb201_indices(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """NB201 string → (its NB201 index, the index of its isomorphism class's representative), from ``meta.json``."""
+    meta = load_meta(path)
+    return {a: (int(i), int(r)) for a, i, r in zip(meta["arch_str"], meta["arch_index"], meta["isomorph_rep"])}
+
+
 def load_table(path: str | os.PathLike, metrics: list[str] | None = None,
                meta: pd.DataFrame | None = None) -> pd.DataFrame:
     """Any CSV keyed by ``arch_str`` or ``arch_index`` (``meta`` then supplies the strings); ``metrics`` checked."""
