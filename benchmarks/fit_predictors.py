@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         scored, reasons = learn.apply_predictors(table, predictor.shipped_predictors())
         front = ["arch", *[c for c in predictor.SHIPPED if c in scored.columns]]  # as rank writes: absent if not valid
         scored = scored[front + [c for c in scored.columns if c not in front]]
-        scored.to_csv(RESULTS / f"space_seed{seed}.csv.gz", index=False)
+        scored.to_csv(RESULTS / f"space_seed{seed}.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
         print(f"space_seed{seed}.csv.gz: {len(scored)} cells" + (f"; not computed: {reasons}" if reasons else ""))
     return 0
 
