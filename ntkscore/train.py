@@ -8,6 +8,9 @@ with the NAS-RobBench-201 recipe as defaults: PGD-7, ε = 8/255, α = 2/255, SGD
 5e-4 (added to the gradient before the momentum, as PyTorch's SGD), a one-cycle learning rate to 0.1 (optax's
 ``cosine_onecycle_schedule``: 30% warm-up from 0.1/25, cosine down to 0.1/25e4; the momentum is not cycled), batch
 256, 50 epochs. β = 0 is standard training (no attack is computed); β = 1 is PGD adversarial training (Madry et al.).
+Where this differs from the authors' training code (TT2408/nasrobbench201 ``main.py``): no data augmentation (theirs:
+random crop with padding 4 and horizontal flip), the training attack with batch statistics (theirs: eval mode), the
+PGD-20 evaluation step ε/4 (theirs ε/8), no momentum cycling, and the Kaiming initialisation (theirs: PyTorch's).
 
 BatchNorm trains on batch statistics (``bn_mode="train"``: differentiated) and keeps running statistics (momentum
 0.1, the biased batch variance) for evaluation. The attack that makes ``A(x)`` during training uses the batch's own
@@ -48,7 +51,8 @@ EVAL_EPS = (3 / 255, 8 / 255)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The recipe (defaults: NAS-RobBench-201's) and the network; ``train_images`` (default: the whole file) and
+    """The recipe (defaults: NAS-RobBench-201's main settings; the module docstring lists where it differs) and the
+    network; ``train_images`` (default: the whole file) and
     ``test_images`` are the first images of a seeded, class-balanced order of the CIFAR-10 files."""
 
     epochs: int = 50
