@@ -58,13 +58,17 @@ def measure(score, test: pd.DataFrame, target: str, n_boot: int = 1000) -> dict:
             "top-5%": q["top5%"], "top-1 regret": pp * q["regret_top1"], "best-of-5 regret": pp * q["regret_top5"]}
 
 
-def models(dev: pd.DataFrame, test: pd.DataFrame, p: predictor.Predictor, target: str, rows=None, seed: int = 0) -> dict[str, np.ndarray]:
-    """Test-cell predictions of the learned score's feature set and its controls, fitted on ``rows`` of ``dev``."""
+def models(dev: pd.DataFrame, test: pd.DataFrame, p: predictor.Predictor, target: str, rows=None, seed: int = 0,
+           refit: bool = True) -> dict[str, np.ndarray]:
+    """Test-cell predictions of the learned score's feature set (unless not ``refit``: the shipped predictor is it)
+    and its controls, fitted on ``rows`` of ``dev``."""
     dev = dev if rows is None else dev.iloc[rows].reset_index(drop=True)
     params = p.provenance["params"]
     cols = list(dev.columns)
     sets = {"learned (shipped features)": list(p.features), "zero-cost only": learn.features_of(cols, ["zero_cost"]),
             "NTK only": learn.features_of(cols, ["ntk"])}
+    if not refit:
+        del sets["learned (shipped features)"]
     out = {}
     for name, features in sets.items():
         booster = learn.fit_booster(learn.matrix(dev, features), dev[target], params, seed)
@@ -106,9 +110,8 @@ def main(argv=None) -> int:
         p = predictor.shipped(name)
         rows = [{"score": f"shipped `{name}` (as written by rank)", "n labels": p.provenance["n"],
                  **measure(test[name], test, target, args.bootstrap)}]
-        for model, pred in models(dev, test, p, target).items():
-            if model != "learned (shipped features)":
-                rows.append({"score": model, "n labels": len(dev), **measure(pred, test, target, args.bootstrap)})
+        for model, pred in models(dev, test, p, target, refit=False).items():
+            rows.append({"score": model, "n labels": len(dev), **measure(pred, test, target, args.bootstrap)})
         for f in formula.BASELINES:
             rows.append({"score": f"`{f.name}` = {f.formula(3)}", "n labels": "-",
                          **measure(f(test), test, target, args.bootstrap)})

@@ -357,14 +357,16 @@ def cmd_fit(args) -> int:
     from .study import evaluate, learn
 
     writable(args.out, "--out")
-    table, y, target_name, _ = learn.labelled_table(args.scores, args.target, args.labels, args.seed, args.data)
+    table, y, target_name, settings = learn.labelled_table(args.scores, args.target, args.labels, args.seed,
+                                                           args.data)
     features = learn.features_of(list(table.columns), args.features)
     print(f"{len(y)} labelled cells of {args.scores}; target {target_name}; {len(features)} features "
           f"({', '.join(args.features)}); 5-fold cross-validation:")
     if features:
         comparison = learn.compare(table, y, features, seed=args.seed)
         print(evaluate.to_markdown(comparison.rename(columns={"regret_top1": "top-1 regret"})))
-    predictor = learn.fit(args.scores, args.target, args.features, args.name, args.labels, args.seed, args.data)
+    predictor = learn.fit_labelled(table, y, target_name, settings, args.features, args.name, args.seed,
+                                   str(args.scores))
     path = predictor.save(args.out)
     print(f"wrote {path}: '{args.name}' over {len(predictor.features)} features, valid at the settings of "
           f"{args.scores} only; use it with --predictor {path}")

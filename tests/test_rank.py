@@ -19,6 +19,21 @@ def _fake_score(arch):
     return Score(arch.to_string(), {"K.lambda_min": float(sum(arch.ops))}, (), {"seed": 0}, 0.0)
 
 
+def test_rank_writes_one_row_per_cell_when_its_input_repeats_a_cell(tmp_path):
+    class Batched:  # sends cells to the device several at a time, where a repeat would share a step
+        arch_batch = 3
+
+        def score_many(self, archs):
+            return [_fake_score(a) for a in archs]
+
+    archs = [Arch.from_string(a) for a in CELLS]
+    for score_fn, out in ((_fake_score, tmp_path / "one.csv"), (Batched(), tmp_path / "batched.csv")):
+        repeated = [archs[0], archs[1], archs[0], archs[2], archs[3], archs[1], archs[4], archs[5]]  # in one step too
+        results = list(rank(repeated, score_fn, out))
+        rows = pd.read_csv(out)
+        assert len(rows) == 6 and rows["arch"].is_unique and sum(r is None for r in results) == 2
+
+
 def test_rank_appends_and_resumes_without_duplicates(tmp_path):
     out = tmp_path / "s.csv"
     archs = [Arch.from_string(a) for a in CELLS]

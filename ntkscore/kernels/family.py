@@ -6,12 +6,16 @@ shares ``Θ = Σ_l Θ_l`` (:func:`ntkscore.kernels.layerwise.gram_lanes` with ``
 attacked batch ``A(X)`` (prefix ``K_rob.``):
 
 * ``tenas_condition`` ``λ_max(Θ_sum)/λ_min(Θ_sum)``, ``Θ_sum,ij = ⟨∂Σ_a f_a(x_i)/∂W, ∂Σ_b f_b(x_j)/∂W⟩``:
-  TE-NAS (Chen, Gong & Wang, ICLR 2021), whose NTK is that of the summed logits; smaller = more trainable;
+  TE-NAS (Chen, Gong & Wang, ICLR 2021), whose NTK is that of the summed logits; smaller = more trainable. Here
+  ``W`` is every parameter; TE-NAS's code keeps the parameters named ``weight`` (convolution and linear weights and
+  BN scales, no biases);
 * ``nasi_trace`` ``tr Θ / n``: NASI's trace norm ``‖Θ‖_tr`` of the (PSD) NTK (Shu et al., ICLR 2022), per sample;
 * ``knas`` ``mean_ij ⟨∇_W ℓ(x_i), ∇_W ℓ(x_j)⟩`` with the cross-entropy ``ℓ`` (``∇_f ℓ = p_i − y_i``): KNAS's mean
   of the gradient kernel (Xu et al., ICCV 2021);
-* ``lga`` ``⟨HΘH, HYYᵀH⟩_F / (‖HΘH‖_F ‖HYYᵀH‖_F)``, ``H = I − 11ᵀ/n``: label-gradient alignment, the centred
-  kernel–target alignment of the NTK with the labels (Mok et al., CVPR 2022);
+* ``lga`` ``⟨HΘH, HYYᵀH⟩_F / (‖HΘH‖_F ‖HYYᵀH‖_F)``, ``H = I − 11ᵀ/n``: the centred kernel–target alignment (CKA,
+  Cortes, Mohri & Rostamizadeh, JMLR 2012) of the NTK with the one-hot label kernel ``YYᵀ``. The name is
+  historical: Mok et al.'s label-gradient alignment (CVPR 2022) aligns the NTK with the ±1 same/different-label
+  matrix centred by its global mean, a different quantity that is not computed here;
 * ``fisher_entropy``, ``vkdnw`` and ``fisher_decile1`` … ``9``: the spectrum of the empirical Fisher information
   ``F = (1/m) Σ_i J_iᵀ Σ_i J_i``, ``Σ_i = diag(p_i) − p_i p_iᵀ`` (VKDNW, Tybl & Neumann, CVPR 2025). Writing
   ``Σ_i = S_i S_i`` (symmetric square root), ``F = (1/m) G Gᵀ`` with the columns ``g_ic = J_iᵀ S_i e_c``, so its

@@ -338,13 +338,20 @@ def fit(scores, target: str, features: Sequence[str] = ("ntk", "zero_cost"), nam
     ``target`` what :func:`labels` reads (a benchmark column or a CSV ``arch,accuracy``), ``features`` feature
     groups (:func:`features_of`), ``n_labels`` how many labelled cells to use (:func:`labelled_table`). The
     predictor's provenance lists its training cells, which ``ntkscore correlate`` then leaves out."""
+    table, y, target_name, settings = labelled_table(scores, target, n_labels, seed, data_dir)
+    return fit_labelled(table, y, target_name, settings, features, name, seed,
+                        str(scores) if not isinstance(scores, pd.DataFrame) else "a table")
+
+
+def fit_labelled(table: pd.DataFrame, y, target_name: str, settings: Mapping[str, Any],
+                 features: Sequence[str] = ("ntk", "zero_cost"), name: str = "value", seed: int = 0,
+                 source: str = "a table") -> Predictor:
+    """:func:`fit` on the output of :func:`labelled_table` (``source`` names the rank file in the provenance)."""
     from .benchmarks import canonical_keys
 
-    table, y, target_name, settings = labelled_table(scores, target, n_labels, seed, data_dir)
     columns = features_of(list(table.columns), features)
     if not columns:
         raise ValueError(f"the rank file has no metrics of the groups {list(features)}; rank with the NTK family and "
                          "the zero-cost terms (the defaults) to have them")
     return fit_predictor(table, y, columns, name, target_name, settings, seed=seed,
-                         provenance={"training_cells": sorted(canonical_keys(table["arch"])),
-                                     "scores": str(scores) if not isinstance(scores, pd.DataFrame) else "a table"})
+                         provenance={"training_cells": sorted(canonical_keys(table["arch"])), "scores": source})

@@ -164,7 +164,7 @@ def random_search(evaluator: Evaluator, budget_s: float, rng, constraints: Const
 def evolution(evaluator: Evaluator, budget_s: float, rng, constraints: Constraints, objective: str,
               progress: Callable[[], None] | None = None, population: int = 20, sample: int = 5) -> list[dict]:
     """Regularised evolution with ``population`` members and tournaments of ``sample`` members drawn with
-    replacement (Real et al. 2019; as AutoDL-Projects' ``R_EA.py``)."""
+    replacement (Real et al. 2019; as AutoDL-Projects' ``exps/NATS-algos/regularized_ea.py``)."""
     pool = _admissible(constraints)
     members: list[dict] = []
     history: list[dict] = []
