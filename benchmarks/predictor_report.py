@@ -28,7 +28,7 @@ import pandas as pd
 
 from ntkscore.inputs.data import data_dir
 from ntkscore.scores import formula, predictor
-from ntkscore.study import evaluate, learn
+from ntkscore.study import evaluate, kendall, learn
 from ntkscore.study.benchmarks import canonical_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def split(table: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def measure(score, test: pd.DataFrame, target: str, n_boot: int = 1000) -> dict:
     """τ with a bootstrap CI, top-1%/5% precision and the regrets (pp) of ``score`` against ``target``."""
     q = learn.quality(score, test[target])
-    lo, hi = evaluate.bootstrap_kendall(np.asarray(score), test[target].to_numpy(), n_boot) if n_boot else (np.nan,) * 2
+    lo, hi = kendall.Bootstrap(n_boot).interval(np.asarray(score), test[target].to_numpy()) if n_boot else (np.nan,) * 2
     pp = 100 if target != "residual" else 1
     return {"τ": q["tau"], "CI": f"[{lo:.3f}, {hi:.3f}]" if n_boot else "", "top-1%": q["top1%"],
             "top-5%": q["top5%"], "top-1 regret": pp * q["regret_top1"], "best-of-5 regret": pp * q["regret_top5"]}

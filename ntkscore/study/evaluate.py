@@ -17,7 +17,7 @@ from scipy.stats import kendalltau, spearmanr
 from ..cell import cost
 from ..cell.space import Arch
 from ..scores.formula import LOWER_IS_BETTER
-from . import benchmarks
+from . import benchmarks, kendall
 from .benchmarks import canonical_keys
 
 TOP_FRACTIONS = (0.01, 0.05, 0.10)
@@ -29,12 +29,13 @@ def oriented(name: str, values) -> np.ndarray:
     return -v if name.rsplit(".", 1)[-1] in LOWER_IS_BETTER else v
 
 
-def join(scores: pd.DataFrame, benchmark: pd.DataFrame, arch_column: str = "arch") -> pd.DataFrame:
-    """Inner join on the isomorphism key; benchmark rows of one class are collapsed to the first."""
+def join(scores: pd.DataFrame, benchmark: pd.DataFrame, arch_column: str = "arch", how: str = "inner") -> pd.DataFrame:
+    """Join on the isomorphism key (``how="inner"``, or ``"left"`` to keep every scored cell); benchmark rows of one
+    class are collapsed to the first."""
     left = scores.copy().assign(_key=canonical_keys(scores[arch_column]))  # copy: a wide table, defragmented
     right = benchmark.assign(_key=canonical_keys(benchmark["arch_str"])).drop_duplicates("_key")
     right = right.drop(columns=[c for c in right.columns if c in left.columns and c != "_key"])
-    return left.merge(right, on="_key", how="inner").drop(columns="_key")
+    return left.merge(right, on="_key", how=how).drop(columns="_key")
 
 
 def join_benchmarks(scores: pd.DataFrame, robbench, nb201, proxies=None,
@@ -42,9 +43,11 @@ def join_benchmarks(scores: pd.DataFrame, robbench, nb201, proxies=None,
     """``scores`` (an ``arch`` column) joined with NAS-RobBench-201 ``metrics`` (CSV at ``robbench``), NB201 clean
     ``test_acc`` (CSV at ``nb201``) and, when ``proxies`` names a CSV, the published zero-cost proxies
     (``proxy.<name>``); #params and FLOPs computed by this project are added as ``baseline.params`` /
-    ``baseline.flops``. Returns the joined table and the baseline column names."""
+    ``baseline.flops``. Cells without a NAS-RobBench-201 row are dropped; a cell without an NB201 or a proxy row is
+    kept with those columns empty, so that each correlation uses every cell that has both of its values. Returns
+    the joined table and the baseline column names."""
     joined = join(scores, benchmarks.load_robbench_csv(robbench, metrics))
-    joined = join(joined, benchmarks.load_table(nb201, ["test_acc"])[["arch_str", "test_acc"]])
+    joined = join(joined, benchmarks.load_table(nb201, ["test_acc"])[["arch_str", "test_acc"]], how="left")
     archs = [Arch.from_string(a) for a in joined["arch"]]
     joined = joined.assign(**{"baseline.params": [cost.num_params(a) for a in archs],
                               "baseline.flops": [cost.flops(a) for a in archs]})
@@ -53,7 +56,7 @@ def join_benchmarks(scores: pd.DataFrame, robbench, nb201, proxies=None,
         table = benchmarks.load_table(proxies)
         names = [c for c in table.columns if c not in ("arch_index", "arch_str", "flops", "params")]
         table = table.rename(columns={c: f"proxy.{c}" for c in names})[["arch_str"] + [f"proxy.{c}" for c in names]]
-        joined = join(joined, table)
+        joined = join(joined, table, how="left")
         baselines += [f"proxy.{c}" for c in names]
     return joined, baselines
 
@@ -104,28 +107,14 @@ def top_k_precision(score, target, fraction: float) -> float:
     return len(top_s & top_t) / k
 
 
-def bootstrap_kendall(score, target, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of Kendall τ over cells resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    score, target = np.asarray(score), np.asarray(target)
-    taus = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(score), len(score))
-        tau = kendalltau(score[idx], target[idx]).statistic
-        if np.isfinite(tau):
-            taus.append(tau)
-    if not taus:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(taus, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
 def correlate(joined: pd.DataFrame, score_columns, metric_columns, n_boot: int = 1000,
               seed: int = 0, progress=None) -> pd.DataFrame:
     """One row per (score, metric): n, τ, τ CI, ρ, top-1/5/10% precision, accuracy of the top-1 pick.
 
-    ``progress``, if given, is called once per (score, metric) pair done (e.g. a progress bar's ``update``)."""
-    rows = []
+    The τ interval is the 95% percentile bootstrap over ``n_boot`` resamples of the cells, drawn once and shared
+    by every pair with the same cells (:class:`ntkscore.study.kendall.Bootstrap`). ``progress``, if given, is
+    called once per (score, metric) pair done (e.g. a progress bar's ``update``)."""
+    rows, boot = [], kendall.Bootstrap(n_boot, seed)
     for metric in metric_columns:
         for name in score_columns:
             if progress is not None:
@@ -136,7 +125,7 @@ def correlate(joined: pd.DataFrame, score_columns, metric_columns, n_boot: int =
                 continue
             s, t = oriented(name, pair[name]), pair[metric].to_numpy(np.float64)
             tau = kendalltau(s, t).statistic
-            lo, hi = bootstrap_kendall(s, t, n_boot, seed) if n_boot else (np.nan, np.nan)
+            lo, hi = boot.interval(s, t) if n_boot else (np.nan, np.nan)
             row = {"score": name, "metric": metric, "n": len(pair), "kendall_tau": tau, "tau_lo": lo, "tau_hi": hi,
                    "spearman_rho": spearmanr(s, t).statistic}
             for f in TOP_FRACTIONS:
