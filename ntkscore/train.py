@@ -4,19 +4,22 @@ The objective of Wu et al. (ICLR 2024, Section 4), over mini-batches ``(x, y)``:
 
     L(W) = (1 − β) · CE(f(x; W), y) + β · CE(f(A(x); W), y),      A = PGD-k, ℓ∞ radius ε, step α, random start
 
-with the NAS-RobBench-201 recipe as defaults: PGD-7, ε = 8/255, α = 2/255, SGD with momentum 0.9 and weight decay
-5e-4 (added to the gradient before the momentum, as PyTorch's SGD), a one-cycle learning rate to 0.1 (optax's
-``cosine_onecycle_schedule``: 30% warm-up from 0.1/25, cosine down to 0.1/25e4; the momentum is not cycled), batch
-256, 50 epochs. β = 0 is standard training (no attack is computed); β = 1 is PGD adversarial training (Madry et al.).
-Where this differs from the authors' training code (TT2408/nasrobbench201 ``main.py``): no data augmentation (theirs:
-random crop with padding 4 and horizontal flip), the training attack with batch statistics (theirs: eval mode), the
-PGD-20 evaluation step ε/4 (theirs ε/8), no momentum cycling, and the Kaiming initialisation (theirs: PyTorch's).
+with the NAS-RobBench-201 recipe of the authors' training code (TT2408/nasrobbench201 ``main.py``,
+``utils_data.py``) as defaults: PGD-7, ε = 8/255, α = 2/255, the attack run with the model in eval mode (BN with its
+running statistics); SGD with weight decay 5e-4 (added to the gradient before the momentum, as PyTorch's SGD) on
+PyTorch's ``OneCycleLR`` (optax's ``cosine_onecycle_schedule``: 30% cosine warm-up from 0.1/25 to 0.1, cosine down
+to 0.1/25e4) with its momentum cycling (0.95 → 0.85 during the warm-up, back to 0.95 after); random crop with
+zero padding 4 (``input_size / 8``) and horizontal flip of every training batch; PyTorch's default initialisation
+(``init="torch"``); batch 256, 50 epochs. β = 0 is standard training (no attack is computed); β = 1 is PGD
+adversarial training (Madry et al.). Each of these is a setting (``augment``, ``attack_bn``, ``cycle_momentum``,
+``init``); what remains different from the authors' runs is the data (5000 training and 1000 test images of the
+JPEG-decoded CIFAR-10 files, :data:`TRAIN_FILE`) and, in the recorded study, the small network and schedule.
 
-BatchNorm trains on batch statistics (``bn_mode="train"``: differentiated) and keeps running statistics (momentum
-0.1, the biased batch variance) for evaluation. The attack that makes ``A(x)`` during training uses the batch's own
-statistics held constant (train-mode statistics without updating the running ones). Evaluation
-(:func:`evaluate`) uses the running statistics: clean accuracy, FGSM and PGD-20 (random start, step ε/4) at
-ε = 3/255 and 8/255. APGD-CE / AutoAttack is not implemented.
+BatchNorm trains on batch statistics (differentiated) and keeps running statistics (momentum 0.1, the biased batch
+variance) for evaluation. :func:`evaluate` uses the running statistics: clean accuracy, FGSM, PGD-20 (random start,
+step 2.5·ε/20 = ε/8, as the authors') and, with ``apgd_steps > 0``, APGD-CE and APGD-DLR
+(:mod:`ntkscore.inputs.apgd`, Croce & Hein 2020) at ε = 3/255 and 8/255. These are not AutoAttack (whose standard
+version adds the targeted APGD-T, FAB-T and Square): the benchmark's ``autoattack`` column is not reproduced.
 
 :func:`train` is seeded (initialisation, data order, attack noise) and checkpoints after every epoch; a run stopped
 at any point and started again with the same arguments resumes from the last finished epoch and ends with the same
@@ -41,7 +44,7 @@ import optax
 
 from .cell import network
 from .cell.space import Arch, as_arch
-from .inputs import attack, data
+from .inputs import apgd, attack, data
 from .kernels import layerwise
 from .kernels.pipeline import CellNetwork
 
@@ -51,9 +54,11 @@ EVAL_EPS = (3 / 255, 8 / 255)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The recipe (defaults: NAS-RobBench-201's main settings; the module docstring lists where it differs) and the
-    network; ``train_images`` (default: the whole file) and
-    ``test_images`` are the first images of a seeded, class-balanced order of the CIFAR-10 files."""
+    """The recipe (defaults: the authors' training code, module docstring) and the network. ``momentum`` is used
+    when ``cycle_momentum`` is off; ``attack_bn`` is ``"eval"`` (the training attack on running BN statistics) or
+    ``"batch"`` (on the batch's own, held constant); the PGD evaluation step is ``eval_step_scale · ε /
+    eval_steps``; ``apgd_steps = 0`` skips APGD. ``train_images`` (default: the whole file) and ``test_images`` are
+    the first images of a seeded, class-balanced order of the CIFAR-10 files."""
 
     epochs: int = 50
     batch_size: int = 256
@@ -70,7 +75,13 @@ class TrainSettings:
     train_images: int | None = None
     test_images: int = 1000
     eval_steps: int = 20
+    eval_step_scale: float = 2.5
+    apgd_steps: int = 100
     bn_momentum: float = 0.1
+    augment: bool = True
+    attack_bn: str = "eval"
+    cycle_momentum: bool = True
+    init: str = "torch"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -88,6 +99,14 @@ class TrainSettings:
             raise ValueError(f"momentum must be in [0, 1) and weight_decay ≥ 0, got {self.momentum:g} and "
                              f"{self.weight_decay:g}")
         attack.validate(self.eps, self.step_size, self.steps)
+        if self.attack_bn not in ("eval", "batch"):
+            raise ValueError(f"attack_bn must be 'eval' (running BN statistics, the authors') or 'batch', "
+                             f"got {self.attack_bn!r}")
+        if self.init not in network.INITS:
+            raise ValueError(f"init must be one of {network.INITS}, got {self.init!r}")
+        if not isinstance(self.apgd_steps, int) or self.apgd_steps < 0 or not self.eval_step_scale > 0:
+            raise ValueError(f"apgd_steps must be an int ≥ 0 and eval_step_scale positive, got {self.apgd_steps!r} "
+                             f"and {self.eval_step_scale!r}")
 
     def network_config(self, bn_mode: str = "train") -> network.NetworkConfig:
         return network.NetworkConfig(channels=self.channels, cells_per_stage=self.cells_per_stage,
@@ -111,18 +130,42 @@ def load_data(settings: TrainSettings, data_dir=None) -> tuple[jax.Array, jax.Ar
     return tuple(out)
 
 
+ONECYCLE_PCT, MOMENTUM_RANGE = 0.3, (0.85, 0.95)
+"""PyTorch ``OneCycleLR``'s defaults: the warm-up share and (base, max) of the cycled momentum."""
+
+
+def momentum_schedule(total_steps: int) -> optax.Schedule:
+    """PyTorch ``OneCycleLR``'s cycled momentum: cosine from 0.95 to 0.85 over the warm-up (30% of the steps), then
+    cosine back to 0.95, ``end + (start − end)(1 + cos πt)/2`` in each phase."""
+    base, peak = MOMENTUM_RANGE
+    warm = max(ONECYCLE_PCT * total_steps, 1.0)
+
+    def schedule(count):
+        count = jnp.asarray(count, jnp.float32)
+        first = count < warm
+        t = jnp.where(first, count / warm, (count - warm) / max(total_steps - warm, 1.0))
+        start, end = jnp.where(first, peak, base), jnp.where(first, base, peak)
+        return end + (start - end) * (1.0 + jnp.cos(jnp.pi * jnp.clip(t, 0.0, 1.0))) / 2.0
+
+    return schedule
+
+
 def optimizer(settings: TrainSettings, steps_per_epoch: int) -> optax.GradientTransformation:
-    """SGD with momentum and weight decay on a one-cycle learning rate over all the run's steps."""
-    schedule = optax.cosine_onecycle_schedule(settings.epochs * steps_per_epoch, settings.lr, pct_start=0.3,
-                                              div_factor=25.0, final_div_factor=1e4)
-    return optax.chain(optax.add_decayed_weights(settings.weight_decay), optax.sgd(schedule, settings.momentum))
+    """SGD with momentum (cycled as PyTorch's ``OneCycleLR`` with ``cycle_momentum``) and weight decay on a one-cycle
+    learning rate over all the run's steps."""
+    total = settings.epochs * steps_per_epoch
+    schedule = optax.cosine_onecycle_schedule(total, settings.lr, pct_start=ONECYCLE_PCT, div_factor=25.0,
+                                              final_div_factor=1e4)
+    momentum = momentum_schedule(total) if settings.cycle_momentum else settings.momentum
+    return optax.chain(optax.add_decayed_weights(settings.weight_decay),
+                       optax.inject_hyperparams(optax.sgd)(learning_rate=schedule, momentum=momentum))
 
 
 def init_state(arch: Arch, settings: TrainSettings, steps_per_epoch: int) -> dict[str, Any]:
     """Parameters (:func:`ntkscore.cell.network.init` from the seed), optimiser state, running BN statistics
     (mean 0, variance 1) and the epoch counter."""
     config = settings.network_config()
-    params = network.init(jax.random.PRNGKey(settings.seed), config)
+    params = network.init(jax.random.PRNGKey(settings.seed), config, settings.init)
     stats = network.batch_statistics(params, jnp.asarray(arch.ops, jnp.int32),
                                      jnp.zeros((1,) + config.input_shape), settings.network_config("batch"))
     running = _map_var(jax.tree.map(jnp.zeros_like, stats), jnp.ones_like)
@@ -146,14 +189,33 @@ def _loss(params, ops, x, x_adv, y, beta: float, config):
     return total, stats
 
 
+def augment(key, x: jax.Array) -> jax.Array:
+    """torchvision's ``RandomCrop(size, padding=size/8)`` (zero padding) and ``RandomHorizontalFlip()`` of every
+    image of ``x`` ``(n, H, W, C)``, from ``key``."""
+    n, size = x.shape[0], x.shape[1]
+    pad = size // 8
+    k_crop, k_flip = jax.random.split(key)
+    padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    offsets = jax.random.randint(k_crop, (n, 2), 0, 2 * pad + 1)
+    crops = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (size, size, x.shape[3])))(
+        padded, offsets)
+    flip = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1))
+    return jnp.where(flip, crops[:, :, ::-1], crops)
+
+
 @partial(jax.jit, static_argnames=("settings", "steps_per_epoch"))
 def train_step(state, ops, x, y, key, settings: TrainSettings, steps_per_epoch: int):
-    """One SGD step on the batch ``(x, y)``; returns the new state and the loss before the step."""
+    """One SGD step on the batch ``(x, y)`` (augmented first when ``settings.augment``); returns the new state and
+    the loss before the step."""
     config = settings.network_config()
+    k_augment, k_attack = jax.random.split(key)
+    if settings.augment:
+        x = augment(k_augment, x)
     x_adv = x
-    if settings.beta > 0.0:  # the attack with the batch's own statistics, held constant
+    if settings.beta > 0.0:  # eval mode: the running statistics; or the batch's own statistics, held constant
+        ctx = (ops, state["running"] if settings.attack_bn == "eval" else None)
         x_adv = attack.pgd(CellNetwork(settings.network_config("batch"), input_gradients_only=True), state["params"],
-                           x, y, (ops, None), key, settings.eps, settings.step_size, settings.steps)
+                           x, y, ctx, k_attack, settings.eps, settings.step_size, settings.steps)
     (loss, stats), grads = jax.value_and_grad(_loss, has_aux=True)(state["params"], ops, x, x_adv, y, settings.beta,
                                                                    config)
     updates, opt = optimizer(settings, steps_per_epoch).update(grads, state["opt"], state["params"])
@@ -175,9 +237,14 @@ def _save(path: Path, state, meta: dict) -> None:
 def _load(path: Path, template, meta: dict):
     """The checkpoint's state if it was written for the same ``meta`` (arch and settings), else ``None``."""
     with np.load(path, allow_pickle=False) as f:
-        if json.loads(str(f["meta"])) != meta:
-            raise ValueError(f"{path} is a checkpoint of another run ({json.loads(str(f['meta']))['arch']}, other "
-                             "settings); choose another --checkpoint or delete it")
+        saved = json.loads(str(f["meta"]))
+        if saved != meta:
+            differ = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, given {meta.get(k)!r}"
+                               for k in sorted(set(saved) | set(meta)) if saved.get(k) != meta.get(k))
+            why = (" (the one-cycle learning rate spans the whole run, so a shorter run's state is not a step of a "
+                   "longer one)" if set(k for k in meta if saved.get(k) != meta.get(k)) == {"epochs"} else "")
+            raise ValueError(f"{path} is a checkpoint of another run: {differ}{why}; choose another --checkpoint "
+                             "or delete it")
         leaves = [jnp.asarray(f[f"leaf{i}"]) for i in range(len(jax.tree.leaves(template)))]
     return jax.tree.unflatten(jax.tree.structure(template), leaves)
 
@@ -234,8 +301,9 @@ def _hits(model, params, x, y, ctx) -> jax.Array:
 
 
 def evaluate(state, ops, x, y, settings: TrainSettings, batch: int = 250) -> dict[str, float]:
-    """Accuracy with the running BN statistics: ``clean``, ``fgsm@3``, ``pgd20@3``, ``fgsm@8``, ``pgd20@8``
-    (ε in /255; PGD with ``eval_steps`` steps of ε/4 and a random start)."""
+    """Accuracy with the running BN statistics: ``clean``, and at ε ∈ {3, 8}/255 ``fgsm@ε``, ``pgd20@ε`` (PGD with
+    ``eval_steps`` steps of ``eval_step_scale·ε/eval_steps`` and a random start; the key says 20 whatever
+    ``eval_steps`` is) and, with ``apgd_steps > 0``, ``apgd-ce@ε`` and ``apgd-dlr@ε``."""
     model = CellNetwork(settings.network_config("batch"))
     ctx = (ops, state["running"])
     key = jax.random.fold_in(jax.random.PRNGKey(settings.seed), 7)
@@ -245,9 +313,14 @@ def evaluate(state, ops, x, y, settings: TrainSettings, batch: int = 250) -> dic
         correct["clean"] += int(_hits(model, state["params"], xb, yb, ctx))
         for eps in EVAL_EPS:
             name = f"{eps * 255:g}"
+            k = jax.random.fold_in(key, i)
             adv = {"fgsm": attack.fgsm(model, state["params"], xb, yb, ctx, eps),
-                   "pgd20": attack.pgd(model, state["params"], xb, yb, ctx, jax.random.fold_in(key, i), eps, eps / 4,
-                                       settings.eval_steps)}
+                   "pgd20": attack.pgd(model, state["params"], xb, yb, ctx, k, eps,
+                                       settings.eval_step_scale * eps / settings.eval_steps, settings.eval_steps)}
+            if settings.apgd_steps:
+                for loss in apgd.LOSSES:
+                    adv[f"apgd-{loss}"] = apgd.apgd(model, state["params"], xb, yb, ctx, k, eps,
+                                                    steps=settings.apgd_steps, loss=loss)
             for kind, xa in adv.items():
                 hits = int(_hits(model, state["params"], xa, yb, ctx))
                 correct[f"{kind}@{name}"] = correct.get(f"{kind}@{name}", 0) + hits

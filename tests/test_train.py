@@ -10,12 +10,13 @@ import pytest
 from ntkscore.cell.space import Arch
 from ntkscore.inputs import attack
 from ntkscore.kernels.pipeline import CellNetwork
-from ntkscore.train import TrainSettings, _loss, init_state, load_data, ntk_drift, train, train_step
+from ntkscore.train import (TrainSettings, _loss, augment, init_state, load_data, momentum_schedule, ntk_drift, train,
+                            train_step)
 
 ARCH = Arch.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
 OPS = jnp.asarray(ARCH.ops, jnp.int32)
 TINY = TrainSettings(epochs=2, batch_size=32, channels=4, cells_per_stage=1, input_size=8, train_images=64,
-                     test_images=20, steps=2, eval_steps=2)
+                     test_images=20, steps=2, eval_steps=2, apgd_steps=3)
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +25,22 @@ def batch(data_dir):
     return x[:32], y[:32]
 
 
-def test_one_step_lowers_the_loss(batch):
+@pytest.mark.parametrize("attack_bn", ["eval", "batch"])
+def test_one_step_lowers_the_loss(batch, attack_bn):
+    """The reported loss is the objective on the batch, augmented and attacked as the step says (the attack with the
+    running BN statistics in eval mode, or the batch's own)."""
     x, y = batch
-    settings = replace(TINY, beta=0.5, lr=0.5)
+    settings = replace(TINY, beta=0.5, lr=0.5, attack_bn=attack_bn)
     state = init_state(ARCH, settings, 2)
     key = jax.random.PRNGKey(1)
+    k_augment, k_attack = jax.random.split(key)
+    x = augment(k_augment, x)
+    ctx = (OPS, state["running"] if attack_bn == "eval" else None)
     x_adv = attack.pgd(CellNetwork(settings.network_config("batch"), input_gradients_only=True), state["params"], x, y,
-                       (OPS, None), key, settings.eps, settings.step_size, settings.steps)
+                       ctx, k_attack, settings.eps, settings.step_size, settings.steps)
     config = settings.network_config()
     before = _loss(state["params"], OPS, x, x_adv, y, 0.5, config)[0]
-    after_state, reported = train_step(state, OPS, x, y, key, settings, 2)
+    after_state, reported = train_step(state, OPS, batch[0], y, key, settings, 2)
     after = _loss(after_state["params"], OPS, x, x_adv, y, 0.5, config)[0]
     assert float(reported) == pytest.approx(float(before), rel=1e-5) and float(after) < float(before)
 
@@ -43,7 +50,7 @@ def test_beta_zero_ignores_the_attack(batch):
     clean = replace(TINY, beta=0.0)
     state = init_state(ARCH, clean, 2)
     a, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), clean, 2)
-    b, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(2), replace(clean, eps=0.5 / 255, steps=7), 2)
+    b, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), replace(clean, eps=0.5 / 255, steps=7), 2)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
     attacked, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), replace(TINY, beta=1.0), 2)
@@ -59,13 +66,15 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     for u, v in zip(jax.tree.leaves(whole["params"]), jax.tree.leaves(resumed["params"])):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
     assert whole["accuracy"] == resumed["accuracy"] and set(whole["accuracy"]) == {
-        "clean", "fgsm@3", "pgd20@3", "fgsm@8", "pgd20@8"}
+        "clean", "fgsm@3", "pgd20@3", "apgd-ce@3", "apgd-dlr@3", "fgsm@8", "pgd20@8", "apgd-ce@8", "apgd-dlr@8"}
     assert all(0.0 <= v <= 1.0 for v in whole["accuracy"].values())
     x = load_data(TINY, data_dir)[2][:8]
     drift = ntk_drift(whole["params_init"], whole["params"], OPS, x, TINY)
     assert drift > 0.0 and ntk_drift(whole["params_init"], whole["params_init"], OPS, x, TINY) == 0.0
-    with pytest.raises(ValueError, match="checkpoint of another run"):
+    with pytest.raises(ValueError, match=r"checkpoint of another run: beta: checkpoint 1\.0, given 0\.0"):
         train(ARCH, replace(TINY, beta=0.0), data_dir=data_dir, checkpoint=tmp_path / "part.npz")
+    with pytest.raises(ValueError, match="epochs: checkpoint 2, given 3 .the one-cycle learning rate spans"):
+        train(ARCH, replace(TINY, epochs=3), data_dir=data_dir, checkpoint=tmp_path / "part.npz")
 
 
 def test_bad_settings_are_refused():
@@ -73,3 +82,23 @@ def test_bad_settings_are_refused():
         TrainSettings(beta=2.0)
     with pytest.raises(ValueError, match="input_size must be a multiple of 4"):
         TrainSettings(input_size=10)
+
+
+def test_augmentation_is_a_zero_padded_crop_and_a_flip():
+    x = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3) + 1.0
+    out = np.asarray(augment(jax.random.PRNGKey(3), x))
+    padded = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))  # padding 8 / 8 = 1
+    for img, got in zip(padded, out):
+        candidates = [img[i:i + 8, j:j + 8] for i in range(3) for j in range(3)]
+        candidates += [c[:, ::-1] for c in candidates]
+        assert any(np.array_equal(got, c) for c in candidates)
+    outs = {np.asarray(augment(jax.random.PRNGKey(k), x)).tobytes() for k in range(20)}
+    assert len(outs) > 5  # the crop and flip vary with the key
+
+
+def test_momentum_cycles_as_onecycle():
+    schedule = momentum_schedule(100)
+    values = np.asarray([float(schedule(c)) for c in range(101)])
+    assert values[0] == pytest.approx(0.95) and values[30] == pytest.approx(0.85) and values[100] == pytest.approx(0.95)
+    assert (np.diff(values[:31]) <= 1e-7).all() and (np.diff(values[30:]) >= -1e-7).all()
+    assert values[15] == pytest.approx(0.90, abs=1e-6)  # the cosine's midpoint
