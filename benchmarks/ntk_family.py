@@ -24,7 +24,7 @@ import pandas as pd
 
 from ntkscore.inputs.data import data_dir
 from ntkscore.kernels import family
-from ntkscore.study import evaluate
+from ntkscore.study import evaluate, rank
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"test_acc": "NB201 clean", "val_pgd_8.0_acc": "PGD-8", "autoattack": "AutoAttack",
@@ -53,7 +53,7 @@ SINGLE = ("features.lambda_min", "zc.meco", "baseline.params", "baseline.flops",
 
 
 def study(label: str, path: Path, root: Path, n_boot: int) -> tuple[list[str], pd.DataFrame]:
-    scores = pd.read_csv(path)
+    scores = rank.upgrade_columns(pd.read_csv(path))[0]  # tables written before lga was renamed cka
     joined, _ = evaluate.join_benchmarks(scores, root / "nasrobbench201" / "cifar10.csv",
                                          root / "nb201" / "cifar10_clean_acc.csv")
     joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],

@@ -36,7 +36,7 @@ from ntkscore.inputs.data import data_dir
 from ntkscore.kernels import family
 from ntkscore.scores import formula
 from ntkscore.scores.aggregate import log_rank_sum
-from ntkscore.study import evaluate, fit
+from ntkscore.study import evaluate, fit, rank
 from ntkscore.study.benchmarks import canonical_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ MIN_GAIN = 0.002
 
 
 def load_whole_space(kernels: Path, proxies: Path) -> pd.DataFrame:
-    k = pd.read_csv(kernels)
+    k = rank.upgrade_columns(pd.read_csv(kernels))[0]  # tables written before lga was renamed cka
     z = pd.read_csv(proxies)
     z = z[["arch"] + [c for c in z.columns if c.startswith(("zc.", "features."))]]
     return k.merge(z, on="arch", how="inner")
@@ -187,7 +187,7 @@ def with_columns(part: pd.DataFrame, formulas) -> pd.DataFrame:
 
 def load_real_shape() -> pd.DataFrame:
     """The real-shape NTK tables of every kernel, with the real-shape zero-cost terms, one row per cell."""
-    ntk = pd.concat([pd.read_csv(t) for t in REAL_TABLES]).drop_duplicates("arch")
+    ntk = pd.concat([rank.upgrade_columns(pd.read_csv(t))[0] for t in REAL_TABLES]).drop_duplicates("arch")
     zc = pd.read_csv(REAL_PROXIES)
     return ntk.drop(columns=[c for c in ntk.columns if c.startswith("zc.")]).merge(
         zc[["arch"] + [c for c in zc.columns if c.startswith("zc.")]], on="arch", how="inner")
@@ -210,7 +210,8 @@ def main(argv=None) -> int:
         {"value": shipped["value"].weights, "robustness": shipped["robustness"].weights}, indent=1) + "\n")
     whole = load_whole_space(KERNEL_TABLE, PROXY_TABLE)
     cheap_dev, cheap_test = split(whole, root, dev_keys)
-    cheap, cheap_selections = design(cheap_dev, ZERO_COST, NTK, FAMILY, prefix="cheap: ")
+    family_pool = tuple(c for c in FAMILY if c in cheap_dev)  # the quantities the committed table holds
+    cheap, cheap_selections = design(cheap_dev, ZERO_COST, NTK, family_pool, prefix="cheap: ")
     if args.development_only:
         real_test, cheap_test = real_dev, cheap_dev
     both = {**{k: shipped[k] for k in ("value", "robustness")}, **cheap}

@@ -112,7 +112,14 @@ def test_host_proxies_equal_their_formulas(reference):
     h = np.eye(5) - 1 / 5
     yy = np.eye(K)[np.asarray(y)] @ np.eye(K)[np.asarray(y)].T
     a, b = h @ theta @ h, h @ yy @ h
-    assert out["lga"] == pytest.approx(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    assert out["cka"] == pytest.approx(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    # Mok et al.'s LGA, entry by entry: ±1 same/different-label matrix, both sides centred by their global mean
+    labels = np.asarray(y)
+    same = np.array([[1.0 if labels[i] == labels[j] else -1.0 for j in range(5)] for i in range(5)])
+    num = sum((theta[i, j] - theta.mean()) * (same[i, j] - same.mean()) for i in range(5) for j in range(5))
+    norm = np.sqrt(sum((theta[i, j] - theta.mean()) ** 2 for i in range(5) for j in range(5))
+                   * sum((same[i, j] - same.mean()) ** 2 for i in range(5) for j in range(5)))
+    assert out["lga"] == pytest.approx(num / norm, rel=1e-9)
 
 
 def test_alignment_closed_forms():
@@ -158,5 +165,5 @@ def test_scorer_reports_the_family_for_clean_and_robust_kernels():
     assert len(table) == 3 * 4 + 1 + 2 * 3 + 1
     assert score["K.nasi_trace"] == pytest.approx(score["K.trace"] / settings.batch_size)
     off = Scorer(ScoreSettings(**{**TINY_SETTINGS, "proxies": False}))(CELLS[1])
-    assert "K.lga" not in off.metrics and not off.layers
+    assert "K.lga" not in off.metrics and "K.cka" not in off.metrics and not off.layers
     assert off["K_rob.lambda_min"] == pytest.approx(score["K_rob.lambda_min"], rel=1e-4, abs=1e-6)

@@ -12,10 +12,11 @@ attacked batch ``A(X)`` (prefix ``K_rob.``):
 * ``nasi_trace`` ``tr Θ / n``: NASI's trace norm ``‖Θ‖_tr`` of the (PSD) NTK (Shu et al., ICLR 2022), per sample;
 * ``knas`` ``mean_ij ⟨∇_W ℓ(x_i), ∇_W ℓ(x_j)⟩`` with the cross-entropy ``ℓ`` (``∇_f ℓ = p_i − y_i``): KNAS's mean
   of the gradient kernel (Xu et al., ICCV 2021);
-* ``lga`` ``⟨HΘH, HYYᵀH⟩_F / (‖HΘH‖_F ‖HYYᵀH‖_F)``, ``H = I − 11ᵀ/n``: the centred kernel–target alignment (CKA,
-  Cortes, Mohri & Rostamizadeh, JMLR 2012) of the NTK with the one-hot label kernel ``YYᵀ``. The name is
-  historical: Mok et al.'s label-gradient alignment (CVPR 2022) aligns the NTK with the ±1 same/different-label
-  matrix centred by its global mean, a different quantity that is not computed here;
+* ``cka`` ``⟨HΘH, HYYᵀH⟩_F / (‖HΘH‖_F ‖HYYᵀH‖_F)``, ``H = I − 11ᵀ/n``: the centred kernel–target alignment (CKA,
+  Cortes, Mohri & Rostamizadeh, JMLR 2012) of the NTK with the one-hot label kernel ``YYᵀ``;
+* ``lga`` ``⟨Θ − μ(Θ), L − μ(L)⟩_F / (‖Θ − μ(Θ)‖_F ‖L − μ(L)‖_F``, ``L_ij = +1`` where ``y_i = y_j`` and ``−1``
+  elsewhere, ``μ(·)`` the mean of all entries: the label-gradient alignment of Mok et al. (CVPR 2022), which
+  centres both matrices by their global mean (CKA centres rows and columns, and aligns with ``YYᵀ``);
 * ``fisher_entropy``, ``vkdnw`` and ``fisher_decile1`` … ``9``: the spectrum of the empirical Fisher information
   ``F = (1/m) Σ_i J_iᵀ Σ_i J_i``, ``Σ_i = diag(p_i) − p_i p_iᵀ`` (VKDNW, Tybl & Neumann, CVPR 2025). Writing
   ``Σ_i = S_i S_i`` (symmetric square root), ``F = (1/m) G Gᵀ`` with the columns ``g_ic = J_iᵀ S_i e_c``, so its
@@ -24,10 +25,10 @@ attacked batch ``A(X)`` (prefix ``K_rob.``):
   ``fisher_entropy = −Σ q log q`` (``q = λ/Σλ``), the deciles ``λ_(d)`` and VKDNW's score
   ``vkdnw = −Σ_{d=1}^{9} q_d log q_d``, ``q_d = λ_(d)/Σ_d λ_(d)``;
 * per layer ``l`` (:func:`layer_spectra`, every parameterised layer of :func:`ntkscore.cell.network.layer_paths`):
-  ``tr Θ_l``, ``λ_min(Θ_l/tr Θ_l)``, the effective rank of ``Θ_l`` and its ``lga``; aggregated over the layers
+  ``tr Θ_l``, ``λ_min(Θ_l/tr Θ_l)``, the effective rank of ``Θ_l`` and its ``cka``; aggregated over the layers
   the cell uses (``tr Θ_l > 0``) as ``layers.weyl_lambda_min`` ``Σ_l λ_min(Θ_l) / tr Θ`` (Weyl's inequality makes
   it a lower bound of ``λ_min(Θ)/tr Θ``), ``layers.width_lambda_min`` ``Σ_l C_l λ_min(Θ_l/tr Θ_l)`` (``C_l`` the
-  layer's output channels, weighted in the manner of MeCo), ``layers.effective_rank`` and ``layers.lga`` (means).
+  layer's output channels, weighted in the manner of MeCo), ``layers.effective_rank`` and ``layers.cka`` (means).
 
 Where the published code differs from the paper, this follows the paper: VKDNW's code takes the Fisher of one
 weight per parameter tensor, in BN eval mode, with softmax smoothed by ``α = 0.05``; here it is the Fisher of all
@@ -49,10 +50,10 @@ from . import theory
 
 KERNELS = ("K", "K_rob")
 """The symmetric kernels the family is computed on: the clean ``X`` and the attacked ``A(X)``."""
-PROXIES = ("tenas_condition", "nasi_trace", "knas", "lga", "fisher_entropy", "vkdnw")
+PROXIES = ("tenas_condition", "nasi_trace", "knas", "cka", "lga", "fisher_entropy", "vkdnw")
 DECILES = tuple(f"fisher_decile{d}" for d in range(1, 10))
-LAYER_AGGREGATES = ("layers.weyl_lambda_min", "layers.width_lambda_min", "layers.effective_rank", "layers.lga")
-LAYER_QUANTITIES = ("trace", "lambda_min", "effective_rank", "lga")
+LAYER_AGGREGATES = ("layers.weyl_lambda_min", "layers.width_lambda_min", "layers.effective_rank", "layers.cka")
+LAYER_QUANTITIES = ("trace", "lambda_min", "effective_rank", "cka")
 
 
 def _centred(k):
@@ -70,10 +71,22 @@ def label_alignment(kernel, labels, num_classes: int):
     return xp.where(den > 0, num / xp.where(den > 0, den, 1.0), 0.0)
 
 
+def label_gradient_alignment(kernel, labels) -> float:
+    """Mok et al.'s LGA (CVPR 2022): ``⟨Θ − μ(Θ), L − μ(L)⟩_F / (‖Θ − μ(Θ)‖_F ‖L − μ(L)‖_F)`` with ``L_ij = +1``
+    for a pair of the same label and ``−1`` otherwise, ``μ`` the mean of all entries (float64; 0 where either side
+    is constant)."""
+    k = np.asarray(kernel, np.float64)
+    labels = np.asarray(labels)
+    same = np.where(labels[:, None] == labels[None, :], 1.0, -1.0)
+    a, b = k - k.mean(), same - same.mean()
+    den = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    return float(np.sum(a * b) / den) if den > 0 else 0.0
+
+
 def layer_spectra(layer_kernels: jax.Array, labels, num_classes: int) -> dict[str, jax.Array]:
     """Per-layer scalars of the layer shares ``Θ_l`` ``(L, n, n)``, on the device (nothing ``L × n × n`` leaves it):
     ``trace`` ``tr Θ_l``, ``lambda_min`` ``λ_min(Θ_l / tr Θ_l)``, ``effective_rank`` ``exp(−Σ q log q)``
-    (``q`` its normalised non-negative eigenvalues) and ``lga`` (:func:`label_alignment`); 0 for an unused layer."""
+    (``q`` its normalised non-negative eigenvalues) and ``cka`` (:func:`label_alignment`); 0 for an unused layer."""
     k = 0.5 * (layer_kernels + jnp.swapaxes(layer_kernels, -1, -2))
     trace = jnp.trace(k, axis1=-2, axis2=-1)
     used = trace > 0
@@ -85,7 +98,7 @@ def layer_spectra(layer_kernels: jax.Array, labels, num_classes: int) -> dict[st
     return {"trace": trace,
             "lambda_min": jnp.where(used, eig[:, 0], 0.0),
             "effective_rank": jnp.where(used, jnp.exp(entropy), 0.0),
-            "lga": jnp.where(used, label_alignment(k, labels, num_classes), 0.0)}
+            "cka": jnp.where(used, label_alignment(k, labels, num_classes), 0.0)}
 
 
 def layer_aggregates(spectra: Mapping[str, np.ndarray], widths) -> dict[str, float]:
@@ -99,7 +112,7 @@ def layer_aggregates(spectra: Mapping[str, np.ndarray], widths) -> dict[str, flo
     return {"layers.weyl_lambda_min": float(np.sum((s["lambda_min"] * s["trace"])[used]) / total),
             "layers.width_lambda_min": float(np.sum((widths * s["lambda_min"])[used])),
             "layers.effective_rank": float(np.mean(s["effective_rank"][used])),
-            "layers.lga": float(np.mean(s["lga"][used]))}
+            "layers.cka": float(np.mean(s["cka"][used]))}
 
 
 def _entropy(values: np.ndarray) -> float:
@@ -126,13 +139,14 @@ def fisher_scores(eigenvalues) -> dict[str, float]:
 
 
 def kernel_proxies(kernel, sum_kernel, loss_kernel, labels, num_classes: int) -> dict[str, float]:
-    """``tenas_condition``, ``nasi_trace``, ``knas`` and ``lga`` of one batch's traced, summed-logit and
+    """``tenas_condition``, ``nasi_trace``, ``knas``, ``cka`` and ``lga`` of one batch's traced, summed-logit and
     loss-gradient kernels ``(n, n)`` (host, float64)."""
     k, ks, kl = (np.asarray(a, np.float64) for a in (kernel, sum_kernel, loss_kernel))
     return {"tenas_condition": theory.spectral_scores(ks)["condition"],
             "nasi_trace": float(np.trace(k)) / len(k),
             "knas": float(np.mean(kl)),
-            "lga": float(label_alignment(0.5 * (k + k.T), np.asarray(labels), num_classes))}
+            "cka": float(label_alignment(0.5 * (k + k.T), np.asarray(labels), num_classes)),
+            "lga": label_gradient_alignment(0.5 * (k + k.T), labels)}
 
 
 def family_scores(family: Mapping[str, Mapping[str, np.ndarray]], labels, num_classes: int, widths,

@@ -165,7 +165,7 @@ def cell_kernels(params, ops, x, y, key, spec: KernelSpec, config: network.Netwo
     (in that order), each split by parameter group, ``(len(network.GROUPS), n, n)`` (a kernel is the sum over its
     first axis); with ``spec.family``, ``family[K]`` for ``K`` in :data:`FAMILY_BATCHES` holds the device-side
     quantities of the NTK family (:mod:`ntkscore.kernels.family`): per-layer ``trace``, ``lambda_min``, ``effective_rank``,
-    ``lga`` ``(L,)``, the summed-logit and loss-gradient kernels ``sum``, ``loss`` ``(n, n)`` and the
+    ``cka`` ``(L,)``, the summed-logit and loss-gradient kernels ``sum``, ``loss`` ``(n, n)`` and the
     softmax-weighted full-mode kernel ``fisher`` ``(m·k, m·k)``; else ``family`` is ``{}``."""
     return _cell_kernels(params, jnp.asarray(ops, jnp.int32), x, y, key, spec, config)
 

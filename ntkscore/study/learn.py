@@ -24,6 +24,7 @@ from ..kernels.family import PROXIES as FAMILY_PROXIES
 from ..kernels.theory import SCORE_NAMES
 from ..scores.predictor import Predictor, fingerprint
 from . import evaluate
+from .rank import upgrade_columns
 
 PARAMS = {"num_boost_round": 400, "num_leaves": 15, "learning_rate": 0.03, "bagging_fraction": 0.8,
           "bagging_freq": 1, "min_data_in_leaf": 20, "feature_fraction": 1.0}
@@ -316,7 +317,7 @@ def labelled_table(scores, target: str, n_labels: int | None = None, seed: int =
     that have a label under ``target`` (:func:`labels`), a ``seed``-ed sample of ``n_labels`` of them if given."""
     from ..scores.predictor import table_settings
 
-    table = scores if isinstance(scores, pd.DataFrame) else pd.read_csv(scores)
+    table = upgrade_columns(scores if isinstance(scores, pd.DataFrame) else pd.read_csv(scores))[0]
     if "arch" not in table.columns:
         raise ValueError(f"{scores} has no 'arch' column; expected a file written by 'ntkscore rank'")
     settings = table_settings(table)

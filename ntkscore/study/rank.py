@@ -226,9 +226,41 @@ def pareto_front(objectives) -> np.ndarray:
     return front
 
 
+RENAMED = {"0.6.0": {"lga": "cka"}}
+"""Quantities renamed in a version: before it, ``<kernel>.lga`` (and ``<kernel>.layers.lga``) held the CKA."""
+
+
+def _version(text) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in str(text).split(".")[:3])
+    except ValueError:
+        return (0,)
+
+
+def upgrade_columns(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``table`` with the columns of quantities renamed since the version that wrote it (:data:`RENAMED`, read from
+    its ``ntkscore_version`` column) under their current names, and a note per rename; a table of this version
+    comes back as it is."""
+    if VERSION_COLUMN not in table.columns or table[VERSION_COLUMN].isna().all():
+        return table, []
+    written = max(_version(v) for v in table[VERSION_COLUMN].dropna().unique())
+    notes = []
+    for version, renames in RENAMED.items():
+        if written >= _version(version):
+            continue
+        for old, new in renames.items():
+            columns = {c: c[: -len(old)] + new for c in table.columns if c.endswith(f".{old}")}
+            if columns:
+                table = table.rename(columns=columns)
+                notes.append(f"columns *.{old} read as *.{new} (written by ntkscore {'.'.join(map(str, written))}, "
+                             f"where {old} named what {version} calls {new})")
+    return table, notes
+
+
 def read_rank_table(path) -> tuple[pd.DataFrame, list[str]]:
     """A rank file read for analysis, repaired or refused: a torn last row (a run killed mid-write) and repeated
-    cells are dropped, each with a note (the second value); rows scored with different settings, and metric columns
+    cells are dropped, and columns renamed since the file was written are read under their current names
+    (:func:`upgrade_columns`), each with a note (the second value); rows scored with different settings, and metric columns
     holding non-numbers, are refused naming the column."""
     from ..scores.predictor import table_settings
 
@@ -246,8 +278,9 @@ def read_rank_table(path) -> tuple[pd.DataFrame, list[str]]:
         raise ValueError(f"{path} has no 'arch' column; expected a file written by 'ntkscore rank'")
     repeated = int(table["arch"].duplicated().sum())
     table = table.drop_duplicates("arch", keep="first").reset_index(drop=True)
+    table, renamed = upgrade_columns(table)
     notes = (["a torn last row dropped (a run cut mid-write)"] if torn else []) + \
-        ([f"{repeated} repeated cells dropped"] if repeated else [])
+        ([f"{repeated} repeated cells dropped"] if repeated else []) + renamed
     if any(c.startswith("setting.") for c in table.columns):
         table_settings(table)  # refuses rows scored with different settings
     text_columns = [c for c in table.columns if c not in ("arch", "flags", "device", "ntkscore_version")
