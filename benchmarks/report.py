@@ -239,6 +239,8 @@ def main(argv=None) -> int:
         "call* includes compilation. The speed runs time a machine and are not re-run by this script; each table "
         "names its command and machine.", "",
         *speed_tables(),
+        "## Time to a first number", "",
+        *recorded("first_call"), "",
     ]
     (RESULTS / "REPORT.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'REPORT.md'}")

@@ -140,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score_options(p)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("train", help="multi-objective adversarial training of one cell ((1-β) clean + β PGD loss), "
-                       "then clean, FGSM and PGD-20 accuracy at 3 and 8/255 (checkpointed, resumable)")
+    p = sub.add_parser("train", help="multi-objective adversarial training of one cell ((1-β) clean + β PGD loss) by "
+                       "the NAS-RobBench-201 authors' recipe, then clean, FGSM, PGD-20, APGD-CE and APGD-DLR "
+                       "accuracy at 3 and 8/255 (checkpointed, resumable)")
     p.add_argument("arch", help="NB201 string, 6 comma-separated op indices or an NB201 index")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the adversarial loss (default 1: PGD training)")
     p.add_argument("--epochs", type=int, default=50)
@@ -155,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=32)
     p.add_argument("--train-images", type=int, default=None, help="training images (default: the whole file)")
     p.add_argument("--test-images", type=int, default=1000)
+    p.add_argument("--apgd-steps", type=int, default=100, help="APGD iterations at evaluation (default 100; 0: none)")
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="no random crop and flip of the training batches (the authors' recipe has them)")
+    p.add_argument("--attack-bn", choices=["eval", "batch"], default="eval",
+                   help="BN statistics of the training attack: 'eval' (running, the authors') or 'batch'")
+    p.add_argument("--no-cycle-momentum", dest="cycle_momentum", action="store_false",
+                   help="fixed momentum 0.9 instead of OneCycleLR's 0.95-0.85-0.95 cycle")
+    p.add_argument("--init", choices=["torch", "kaiming"], default="torch",
+                   help="initialisation (default torch: PyTorch's default, what the benchmark trained from)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", help="save after every epoch; rerunning with the same file resumes")
     p.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
@@ -207,10 +217,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings, in every subcommand, that take one value."""
+    names = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= _value_options(sub)
+        elif action.option_strings and action.nargs is None and not isinstance(
+                action, (argparse._StoreConstAction, argparse._CountAction, argparse._HelpAction,
+                         argparse._VersionAction)):
+            names |= set(action.option_strings)
+    return names
+
+
+def _attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--budget -5m`` → ``--budget=-5m``: argparse reads a value that starts with '-' and is not a plain number
+    as an option, and would say only "expected one argument"; attached, the value reaches its own check."""
+    options, out, i = _value_options(parser), [], 0
+    while i < len(argv):
+        if argv[i] in options and i + 1 < len(argv) and argv[i + 1][:2].startswith("-") and \
+                argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from .study.cluster import ClusterError, RayUnavailable
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(_attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, RayUnavailable, ClusterError) as err:

@@ -17,17 +17,10 @@ def parse_arch(text: str, data=None):
     from .cell.space import as_arch
 
     text = text.strip()
-    if text.isdigit():
-        from .inputs.data import data_dir
-        from .study.benchmarks import load_meta
+    if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+        from .study.benchmarks import arch_of_index
 
-        path = data_dir(data) / "nb201" / "meta.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"an NB201 index needs the benchmark's index map {path}; give the cell as a string")
-        meta = load_meta(path).set_index("arch_index")["arch_str"]
-        if int(text) not in meta.index:
-            raise ValueError(f"NB201 index {text} is out of range; expected 0..{meta.index.max()}")
-        return as_arch(meta[int(text)])
+        return arch_of_index(int(text), data)
     if text and all(part.strip().isdigit() for part in text.split(",")) and "," in text:
         return as_arch(tuple(int(p) for p in text.split(",")))
     return as_arch(text)
@@ -45,12 +38,18 @@ def settings_of(args):
     if args.input_size is not None and (args.input_size < 4 or args.input_size % 4):
         raise ValueError(f"--input-size must be a multiple of 4 and at least 4 (two stride-2 blocks), "
                          f"got {args.input_size}")
-    return ScoreSettings(dataset=args.dataset, batch_size=args.batch_size, seed=args.seed, kernels=args.kernels,
+    settings = ScoreSettings(dataset=args.dataset, batch_size=args.batch_size, seed=args.seed, kernels=args.kernels,
                          betas=tuple(args.beta), attack=args.attack, eps=args.eps / 255, step_size=args.step_size / 255,
                          steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
                          channels=args.channels, cells_per_stage=args.cells_per_stage, input_size=args.input_size,
                          proxies=args.proxies, proxy_batch_size=args.proxy_batch_size, family=args.family,
                          fisher_batch_size=args.fisher_batch_size, init=args.init)
+    default = ScoreSettings().steps
+    if settings.attack == "pgd" and settings.steps > 10 * default and settings.kernels in ("robust", "all"):
+        print(f"ntkscore: PGD with {settings.steps} steps ({default} by default): each cell's attack runs inside one "
+              f"compiled program, so nothing more is printed until a cell is done, about "
+              f"{settings.steps / default:,.0f}× the attack time of the default per cell", file=sys.stderr)
+    return settings
 
 
 def predictors_of(args):
@@ -318,8 +317,13 @@ def cmd_correlate(args) -> int:
     joined, baselines = evaluate.join_benchmarks(scores, robbench, nb201, None if str(proxies) == "none" else proxies,
                                                  args.metrics or benchmarks.ROBBENCH_METRICS)
     dropped = len(scores) - len(joined)
-    print(f"{len(scores)} cells in {args.scores}; {len(joined)} joined with every benchmark table"
-          + (f" ({dropped} dropped: no row in NAS-RobBench-201, NB201 or the published proxies)" if dropped else ""))
+    print(f"{len(scores)} cells in {args.scores}; {len(joined)} with a NAS-RobBench-201 row"
+          + (f" ({dropped} without one dropped)" if dropped else ""))
+    for what, column in (("an NB201 test_acc", "test_acc"), ("published proxies", next(
+            (b for b in baselines if b.startswith("proxy.")), None))):
+        if column is not None and (missing := int(joined[column].isna().sum())):
+            print(f"{missing} of them have no {what}: rows using it are correlated on the other "
+                  f"{len(joined) - missing} (n in each row)")
     if len(joined) < 3:
         raise ValueError("fewer than 3 cells joined with the benchmark tables; nothing to correlate")
     metrics = list(args.metrics or benchmarks.ROBBENCH_METRICS) + ["test_acc"]
@@ -384,7 +388,9 @@ def cmd_train(args) -> int:
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                              eps=args.eps / 255, step_size=args.step_size / 255, steps=args.steps,
                              channels=args.channels, cells_per_stage=args.cells_per_stage, input_size=args.input_size,
-                             train_images=args.train_images, test_images=args.test_images, seed=args.seed)
+                             train_images=args.train_images, test_images=args.test_images, seed=args.seed,
+                             apgd_steps=args.apgd_steps, augment=args.augment, attack_bn=args.attack_bn,
+                             cycle_momentum=args.cycle_momentum, init=args.init)
     result = train(arch, settings, data_dir=args.data, checkpoint=args.checkpoint,
                    progress=lambda epoch, loss: print(f"epoch {epoch}/{settings.epochs}  loss {loss:.4f}",
                                                       file=sys.stderr, flush=True))

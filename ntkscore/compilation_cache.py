@@ -22,7 +22,8 @@ def cache_dir() -> Path | None:
 
 
 def enable() -> Path | None:
-    """Turn the persistent cache on at :func:`cache_dir` (programs that took ≥ 1 s to compile are kept), unless
+    """Turn the persistent cache on at :func:`cache_dir` (every program is kept, however fast it compiled: a warm
+    start then compiles nothing), unless
     it is off or the process already chose a cache directory. Returns the directory in use, or ``None``."""
     import jax
 
@@ -32,5 +33,5 @@ def enable() -> Path | None:
     path = cache_dir()
     if path is not None:
         jax.config.update("jax_compilation_cache_dir", str(path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path

@@ -37,7 +37,10 @@ They are not NTK quantities; each is computed here because it is related to the 
   Du et al. 2019; the paper's ``λ_min(K̃)``) applied to each layer's feature Gram: channels that are not linear
   combinations of each other. Published MeCo uses one image and every module's output; ours averages over the
   batch and weights each ReLU layer by its width (``C_l λ_min ∈ [0, C_l]``): ``zc.meco`` is this variant, not the
-  published number.
+  published number (MeCo's code, HamsterMimi/MeCo ``foresight/pruners/measures/meco.py``, hooks every PyTorch module
+  of the network and feeds one Gaussian 64×64 image). A layer with at least as many channels as positions
+  (``C_l ≥ H·W``, e.g. 32 channels on 4×4 at the default 16×16 input) has a singular ``P_l``: its ``λ_min`` is 0 up to
+  float32 rounding (about ``1e-7``), so such layers add rounding noise of order ``1e-6``, not signal.
 
 Conventions where ours differ from the published tables (``../shared/data/zero_cost``, computed with PyTorch):
 BN statistics of the batch are held constant when differentiating (our NTK's convention, so each sample's
@@ -191,27 +194,40 @@ def _is_weight(path) -> bool:
 
 def synflow_per_weight(params, ops, config: network.NetworkConfig):
     """``|w| · ∂R/∂w`` for every conv/linear weight (zeros elsewhere), ``R = Σ_a f_a(1)`` of the network with
-    ``|θ|`` for every parameter, identity BN and the all-ones normalised input, in float64."""
+    ``|θ|`` for every parameter, identity BN and the all-ones normalised input, in float64 (one compiled program)."""
     identity_bn = network.NetworkConfig(**{**config.__dict__, "bn_mode": "identity"})
     with jax.enable_x64(True):
-        positive = jax.tree.map(lambda a: jnp.abs(jnp.asarray(a, jnp.float64)), params)
-        ones = (jnp.asarray(config.mean, jnp.float64) + jnp.asarray(config.std, jnp.float64)) * \
-            jnp.ones((1,) + config.input_shape, jnp.float64)  # (x − mean)/std = 1
-        grads = _synflow_grad(positive, jnp.asarray(ops, jnp.int32), ones, identity_bn)
-        return jax.tree_util.tree_map_with_path(
-            lambda path, w, g: np.asarray(w * g) if _is_weight(path) else np.zeros(np.shape(w)), positive, grads)
+        return jax.tree.map(np.asarray, _synflow_per_weight(params, jnp.asarray(ops, jnp.int32), identity_bn))
 
 
 @partial(jax.jit, static_argnames="config")
-def _synflow_grad(params, ops, ones, config):
-    return jax.grad(lambda q: network.apply(q, ops, ones, config).sum())(params)
+def _synflow_per_weight(params, ops, config):
+    positive = jax.tree.map(lambda a: jnp.abs(jnp.asarray(a, jnp.float64)), params)
+    ones = (jnp.asarray(config.mean, jnp.float64) + jnp.asarray(config.std, jnp.float64)) * \
+        jnp.ones((1,) + config.input_shape, jnp.float64)  # (x − mean)/std = 1
+    grads = jax.grad(lambda q: network.apply(q, ops, ones, config).sum())(positive)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, w, g: w * g if _is_weight(path) else jnp.zeros_like(w), positive, grads)
+
+
+@partial(jax.jit, static_argnames="config")
+def _synflow_total(params, ops, config):
+    return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(_synflow_per_weight(params, ops, config)))
 
 
 def synflow(params, ops, config: network.NetworkConfig) -> float:
     """``log Σ_w |w| · ∂R/∂w`` (:func:`synflow_per_weight`); ``log`` of the smallest positive float64 (−708)
     when no path reaches the output."""
-    total = sum(float(np.sum(leaf)) for leaf in jax.tree.leaves(synflow_per_weight(params, ops, config)))
+    identity_bn = network.NetworkConfig(**{**config.__dict__, "bn_mode": "identity"})
+    with jax.enable_x64(True):
+        total = float(_synflow_total(params, jnp.asarray(ops, jnp.int32), identity_bn))
     return float(np.log(max(total, np.finfo(np.float64).tiny)))
+
+
+@partial(jax.jit, static_argnames="config")
+def _float32_proxies(params, ops, x, config):
+    """The ReLU-input statistics and the input Jacobians: one compiled program."""
+    return relu_input_statistics(params, ops, x, config), input_jacobians(params, ops, x, config)
 
 
 def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, float]:
@@ -219,9 +235,9 @@ def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> di
     ``features.lambda_min`` ``Σ_l C_l λ_min(F_l F_lᵀ / tr F_l F_lᵀ)`` over the post-ReLU features of every ReLU layer
     (the per-layer feature Gram of the NTK family, :func:`feature_gram_min_eigenvalue`)."""
     ops = jnp.asarray(ops, jnp.int32)
-    relu = relu_input_statistics(params, ops, x, config)
+    relu, jacobians = _float32_proxies(params, ops, x, config)
     return {"zc.naswot": naswot(relu["pattern_kernel"]),
             "zc.meco": float(relu["correlation"]),
             "features.lambda_min": float(relu["feature_gram"]),
-            "zc.jacov": jacov(input_jacobians(params, ops, x, config)),
+            "zc.jacov": jacov(jacobians),
             "zc.synflow": synflow(params, ops, config)}

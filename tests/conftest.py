@@ -14,6 +14,21 @@ TINY_SETTINGS = dict(channels=4, cells_per_stage=1, input_size=8, inputs="random
                      family=False)
 
 
+def pytest_configure(config):
+    """One persistent compilation cache for the whole run, new and empty: the two xdist workers and the CLI
+    subprocesses of the resume tests load what another process already compiled instead of compiling it again. It is
+    created by the controlling process (the workers inherit ``$NTKSCORE_CACHE``) and removed at its end; the user's
+    own cache is never read or written."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # the controlling process (or a run without xdist)
+        path = tempfile.mkdtemp(prefix="ntkscore-test-xla-")
+        os.environ["NTKSCORE_CACHE"] = path
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """``$NTKSCORE_DATA`` or ``../shared/data`` next to the repository; tests needing it skip without it."""

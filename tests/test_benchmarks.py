@@ -116,3 +116,16 @@ def test_robustness_residual_is_what_clean_accuracy_does_not_explain():
     clean_rank = pd.Series(clean).rank(pct=True).to_numpy()
     assert abs(np.corrcoef(residual, clean_rank)[0, 1]) < 1e-10  # least squares: orthogonal to the clean rank
     assert np.corrcoef(residual, extra)[0, 1] > 0.6
+
+
+def test_an_nb201_index_is_its_cell_in_the_library_too(data_dir, monkeypatch):
+    from ntkscore.scores import scorer
+
+    meta = json.loads((data_dir / "nb201" / "meta.json").read_text())["ids"]
+    assert benchmarks.arch_of_index(1, data_dir).to_string() == meta["1"]["nb201-string"]
+    seen = []
+    monkeypatch.setattr(scorer, "Scorer", lambda *a, **k: seen.append)  # the cell a Scorer would be called on
+    scorer.score(1, data_dir=data_dir)
+    assert seen[0].to_string() == meta["1"]["nb201-string"]
+    with pytest.raises(ValueError, match="out of range"):
+        benchmarks.arch_of_index(-1, data_dir)

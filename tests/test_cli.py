@@ -40,6 +40,11 @@ def test_space_show_and_list(capsys, data_dir):
     (["train", "1,1,1,1,1,1", "--lr", "-1"], "lr must be positive"),
     (["fit", "nowhere.csv", "--target", "residual", "--out", "/sys/p.json"], "--out /sys/p.json cannot be written"),
     (["space", "show", "15625"], "NB201 index 15625 is out of range"),
+    (["score", "-1"], "NB201 index -1 is out of range"),
+    (["search", "--budget", "-5m"], "--budget must be positive, got '-5m'"),
+    (["search", "--budget", "ten"], "expected a number with an optional unit"),
+    (["score", "--input-size", "64"], "larger than cifar10's 32×32 images"),
+    (["score", "--channels", "100000"], "needs at least"),
     (["score", "--dataset", "ImageNet16-120", "--data", "."], "ntkscore data convert ImageNet16-120"),
 ])
 def test_errors_are_one_clear_line(capsys, argv, message):
@@ -48,15 +53,13 @@ def test_errors_are_one_clear_line(capsys, argv, message):
     assert err.startswith("ntkscore: error:") and message in err and "Traceback" not in err
 
 
-def test_score_json(capsys, monkeypatch):
-    monkeypatch.setenv("NTKSCORE_CACHE", "off")
+def test_score_json(capsys):
     assert main(["score", "--json", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["arch"].startswith("|nor_conv_3x3~0|") and row["K_rob_all@1.lambda_min"] > 0
 
 
-def test_score_table_says_what_the_scores_mean(capsys, monkeypatch):
-    monkeypatch.setenv("NTKSCORE_CACHE", "off")
+def test_score_table_says_what_the_scores_mean(capsys):
     assert main(["score", *TINY_ARGS, "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
@@ -100,7 +103,7 @@ def test_correlate_leaves_out_the_cells_the_shipped_predictors_were_fitted_on(tm
     printed = capsys.readouterr().out
     assert f"{fitted} cells excluded: the predictors of value were fitted on them" in printed
     joined = int(printed.split("; ")[1].split()[0])
-    assert f"{61 - fitted} cells in" in printed and table.n.max() == joined <= 60 - fitted
+    assert f"{61 - fitted} cells in" in printed and table.n.max() == joined <= 61 - fitted
     assert "with val_pgd_8.0_acc" in printed and (out / "rank_rank_val_pgd_8.0_acc.png").stat().st_size > 10000
     assert main(["correlate", str(path), "--data", str(data_dir), "--bootstrap", "0", "--plot-metric",
                  "--include-training", "--out-dir", str(out)]) == 0
@@ -142,3 +145,31 @@ def test_ray_flag_without_ray_says_how_to_install(capsys, monkeypatch, tmp_path)
     argv = ["rank", "--ray", "--sample", "2", "--out", str(tmp_path / "s.csv"), *TINY_ARGS]
     assert main(argv) == 2
     assert "pip install 'ntkscore[ray]'" in capsys.readouterr().err
+
+
+def test_data_where_says_where_it_looked(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("NTKSCORE_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "where"]) == 2
+    err = capsys.readouterr().err
+    assert f"looked for {tmp_path.parent / 'shared' / 'data'}" in err and "Traceback" not in err
+
+
+def test_correlate_uses_every_cell_for_each_score_and_the_baselines_on_theirs(tmp_path, data_dir, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from ntkscore.study.benchmarks import canonical_keys
+
+    bench = pd.read_csv(data_dir / "nasrobbench201" / "cifar10.csv")
+    proxied = set(canonical_keys(pd.read_csv(data_dir / "zero_cost" / "nb201_cifar10_proxies.csv")["arch_str"]))
+    has = np.array([k in proxied for k in canonical_keys(bench["arch_str"])])
+    bench = pd.concat([bench[has].head(30), bench[~has].head(10)])
+    path = tmp_path / "scores.csv"
+    _scores(bench, 40).to_csv(path, index=False)
+    assert main(["correlate", str(path), "--data", str(data_dir), "--bootstrap", "0", "--plot-metric",
+                 "--include-training", "--out-dir", str(tmp_path / "o")]) == 0
+    assert "10 of them have no published proxies" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "o" / "correlations.csv").query("metric == 'val_pgd_8.0_acc'").set_index("score")
+    assert table.loc["zc.meco", "n"] == 40 and table.loc["baseline.params", "n"] == 40
+    assert (table.loc[[s for s in table.index if s.startswith("proxy.")], "n"] == 30).all()

@@ -83,7 +83,7 @@ def test_the_driver_killed_and_rerun_resumes(tmp_path, single_process):
                "--archs", str(archs), "--out", str(out), "--channels", "4", "--cells-per-stage", "1",
                "--input-size", "8", "--inputs", "random", "--batch-size", "4", "--steps", "1", "--kernels", "robust",
                "--no-proxies", "--no-family"]
-    env = {**os.environ, "NTKSCORE_CACHE": "off"}
+    env = {**os.environ, "NTKSCORE_CACHE": str(tmp_path / "xla")}  # cold for the first run, which is killed mid-way
     driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     deadline = time.time() + 300

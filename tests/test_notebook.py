@@ -23,7 +23,6 @@ def test_quickstart_notebook_shows_what_it_computes(monkeypatch, data_dir):
     assert any("image/png" in o.get("data", {}) for c in stored.cells if c.cell_type == "code"
                for o in c.get("outputs", [])), "the stored notebook shows no plot"
     monkeypatch.setenv("NTKSCORE_DATA", str(data_dir))
-    monkeypatch.setenv("NTKSCORE_CACHE", "off")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     values = SHOWN.search(printed(nb))

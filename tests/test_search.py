@@ -107,3 +107,25 @@ def test_evolution_stops_when_no_new_admissible_cell_appears():
     limit = Constraints(max_params=cost.num_params(Arch((0,) * 6), TARGET))  # only parameter-free cells
     rows = evolution(CountingEvaluator(), 10_000, np.random.default_rng(0), limit, "value")
     assert 0 < len(rows) == len({r["arch"] for r in rows})
+
+
+def test_dead_cells_are_clipped_from_the_plot_and_the_benchmark_join_keeps_one_cell_column(tmp_path, data_dir,
+                                                                                         monkeypatch):
+    import matplotlib.axes
+
+    from ntkscore.study.search import with_benchmark
+
+    class WithDeadCells(CountingEvaluator):  # a few cells far below the rest, as dead cells score
+        def score(self, archs):
+            return [{**row, "value": -9.0} if Arch.from_string(row["arch"]).ops[:2] == (0, 0) else row
+                    for row in super().score(archs)]
+
+    result = run_search("random", "value", 300, WithDeadCells(), seed=3)
+    assert (result.ranked()["value"] == -9.0).any()
+    notes = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate", lambda self, text, *a, **k: notes.append(text))
+    plot_search(result, tmp_path / "search.png")
+    assert notes and "not shown" in notes[0]
+    top = with_benchmark(result.top(5), data_dir / "nasrobbench201" / "cifar10.csv",
+                         data_dir / "nb201" / "cifar10_clean_acc.csv")
+    assert "arch_str" not in top.columns and {"arch", "val_pgd_8.0_acc", "test_acc"} <= set(top.columns)

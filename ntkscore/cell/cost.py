@@ -54,3 +54,20 @@ def flops(arch: Arch, config: NetworkConfig = NetworkConfig()) -> int:
             out_pixels = pixels // 4
             total += out_pixels * (9 * w * 2 * w + 9 * 4 * w * w + w * 2 * w + 4 * w)
     return total + 4 * c * config.num_classes
+
+
+def memory_lower_bound(config: NetworkConfig, batch_size: int) -> int:
+    """Bytes that scoring with ``config`` on ``batch_size`` images needs at the least: the float32 supernet (every
+    edge holds a 1×1 and a 3×3 convolution) twice (its initial draw and the parameters), and one float32 activation
+    of every cell node for the batch. A lower bound: the kernels' per-sample gradients come on top."""
+    c, n, hw = config.channels, config.cells_per_stage, config.input_size
+    params = 9 * config.in_channels * c
+    activations = 0
+    for s in range(3):
+        w, pixels = c * 2**s, (hw // 2**s) ** 2
+        params += n * 6 * 10 * w * w
+        activations += n * 4 * pixels * w
+        if s < 2:
+            params += 9 * w * 2 * w + 9 * 4 * w * w + 2 * w * w
+    params += 4 * c * config.num_classes
+    return 4 * (2 * params + batch_size * activations)

@@ -60,8 +60,9 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
         path, source = Path.cwd().parent / "shared" / "data", None
         if not path.is_dir():
             raise FileNotFoundError(
-                f"no data directory found: pass --data DIR or set ${DATA_ENV} to a folder holding images/*.npz, "
-                "or use random inputs (--inputs random)"
+                f"no data directory found: looked for {path} (../shared/data from the working directory, as no "
+                f"--data or ${DATA_ENV} was given); pass --data DIR or set ${DATA_ENV} to a folder holding "
+                "images/*.npz, or use random inputs (--inputs random)"
             )
     if not path.is_dir():
         raise FileNotFoundError(f"data directory {path} (from {source}) does not exist")

@@ -128,6 +128,28 @@ def generic_kernels(apply_fn, params, x, y, make_ctx: Callable, attack_ctx, key,
     return {n: np.asarray(k, np.float64) for n, k in zip(names, out)}
 
 
+def _available_memory() -> int | None:
+    """Bytes of the default device's memory (the host's RAM for a CPU), or None when unknown."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    stats = device.memory_stats() or {}
+    return stats.get("bytes_limit")
+
+
+def _check_memory(config: network.NetworkConfig, batch_size: int) -> None:
+    """Refuse, before anything is allocated, a network that cannot fit (:func:`ntkscore.cell.cost.memory_lower_bound`)."""
+    need, have = cost.memory_lower_bound(config, batch_size), _available_memory()
+    if have is not None and need > have:
+        raise ValueError(f"a network with {config.channels} channels, {config.cells_per_stage} cells per stage and "
+                         f"{config.input_size}×{config.input_size} inputs needs at least {need / 2**30:,.1f} GiB at "
+                         f"batch {batch_size}; this {jax.devices()[0].platform.upper()} has {have / 2**30:,.1f} GiB. "
+                         f"Use fewer channels or cells, or smaller inputs")
+
+
 class Scorer:
     """Scores NB201 cells with fixed settings: one initialisation, one batch, one compiled program for all cells.
 
@@ -163,6 +185,7 @@ class Scorer:
         if self.arch_batch > 1 and not self._layerwise:
             raise ValueError("arch_batch > 1 needs the layerwise engine with output 'trace' or 'sum' "
                              f"(got engine={settings.engine!r}, output={settings.output!r}); use arch_batch=1")
+        _check_memory(self.config, max(settings.batch_size, settings.proxy_batch_size if settings.proxies else 0))
         self.apply_fn = CellNetwork(self.config)
         self.attack_fn = CellNetwork(self.config, input_gradients_only=True)
         k_init, k_batch, self._attack_key = jax.random.split(jax.random.PRNGKey(settings.seed), 3)
@@ -280,7 +303,12 @@ class Scorer:
         return results
 
 
-def score(arch: Arch | str, data_dir=None, images=None, **settings) -> Score:
-    """Score one NB201 cell: ``ntkscore.score("|nor_conv_3x3~0|+...")``. Keyword arguments are :class:`ScoreSettings`
+def score(arch: Arch | str | int, data_dir=None, images=None, **settings) -> Score:
+    """Score one NB201 cell: ``ntkscore.score("|nor_conv_3x3~0|+...")``, or by its NB201 index, ``ntkscore.score(1)``
+    (looked up in ``nb201/meta.json`` under the data directory). Keyword arguments are :class:`ScoreSettings`
     fields; ``data_dir``/``images`` as for :class:`Scorer`."""
+    if isinstance(arch, (int, np.integer)) and not isinstance(arch, bool):
+        from ..study.benchmarks import arch_of_index  # the benchmark's index map: study's table reader
+
+        arch = arch_of_index(arch, data_dir)
     return Scorer(ScoreSettings(**settings), data_dir=data_dir, images=images)(arch)

@@ -71,6 +71,11 @@ class ScoreSettings:
                                             or self.input_size % 4):
             raise ValueError(f"input_size must be a multiple of 4 and ≥ 4 (two stride-2 blocks), or None for the "
                              f"dataset's own size; got {self.input_size!r}")
+        native = data.dataset_info(self.dataset).input_size
+        if self.inputs == "data" and self.input_size is not None and self.input_size > native:
+            raise ValueError(f"input_size (--input-size) {self.input_size} is larger than {self.dataset}'s "
+                             f"{native}×{native} images, which are only ever downsampled; give at most {native}, or "
+                             f"inputs='random' (--inputs random)")
         for name, allowed in (("attack", ("pgd", "fgsm")), ("output", OUTPUT_MODES),
                               ("engine", ("layerwise", "jacobian")), ("inputs", ("data", "random")),
                               ("bn_mode", ("batch", "identity")), ("init", network.INITS)):

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cell.space import Arch
+from ..cell.space import Arch, as_arch
+from ..inputs.data import data_dir
 
 ROBBENCH_METRICS = ("val_acc", "val_fgsm_3.0_acc", "val_pgd_3.0_acc", "val_fgsm_8.0_acc", "val_pgd_8.0_acc",
                     "autoattack")
@@ -54,6 +55,20 @@ def load_meta(path: str | os.PathLike) -> pd.DataFrame:
                          f"'isomorph'}}}}}} ({type(err).__name__}: {err})") from None
     return pd.DataFrame(rows, columns=["arch_index", "arch_str", "isomorph_rep"]).sort_values("arch_index",
                                                                                              ignore_index=True)
+
+
+def arch_of_index(index: int, data=None):
+    """The cell of NB201 index ``index`` (0–15624), from ``nb201/meta.json`` under the data directory ``data``
+    (default ``$NTKSCORE_DATA`` or ``../shared/data``)."""
+    if int(index) < 0:
+        raise ValueError(f"NB201 index {index} is out of range; expected 0..{5 ** 6 - 1}")
+    path = data_dir(data) / "nb201" / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"an NB201 index needs the benchmark's index map {path}; give the cell as a string")
+    meta = load_meta(path).set_index("arch_index")["arch_str"]
+    if int(index) not in meta.index:
+        raise ValueError(f"NB201 index {index} is out of range; expected 0..{meta.index.max()}")
+    return as_arch(meta[int(index)])
 
 
 def nb201_indices(path: str | os.PathLike) -> dict[str, tuple[int, int]]:

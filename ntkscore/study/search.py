@@ -281,7 +281,8 @@ def with_benchmark(table: pd.DataFrame, robbench, nb201=None) -> pd.DataFrame:
     out = evaluate.join(table.assign(_order=range(len(table))), robust[["arch_str", "val_acc", "val_pgd_8.0_acc"]])
     if nb201 is not None:
         out = evaluate.join(out, benchmarks.load_table(nb201, ["test_acc"])[["arch_str", "test_acc"]])
-    return out.sort_values("_order").drop(columns=["_order"]).reset_index(drop=True)
+    # one cell column: the benchmark's own string of the class (``arch_str``) is not kept beside ``arch``
+    return out.sort_values("_order").drop(columns=["_order", "arch_str"], errors="ignore").reset_index(drop=True)
 
 
 def plot_search(result: SearchResult, path, k: int = 5) -> Path:
@@ -302,6 +303,16 @@ def plot_search(result: SearchResult, path, k: int = 5) -> Path:
     if result.objective == "both":
         front = result.front()
         ax.scatter(front["params"] / 1e6, front[key], s=24, facecolors="none", edgecolors="k", label="Pareto front")
+    values = final[key].to_numpy(float)
+    values = values[np.isfinite(values)]
+    if len(values) > 10:  # a few dead cells far below the rest would squash the plot: clip them, and say so
+        lo, hi = np.percentile(values, [2, 100])
+        bottom = lo - 0.1 * (hi - lo)
+        below = int((values < bottom).sum())
+        if below:
+            ax.set_ylim(bottom=bottom, top=hi + 0.05 * (hi - lo))
+            ax.annotate(f"{below} cells below {bottom:.3g} not shown", (0.01, 0.01), xycoords="axes fraction",
+                        fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("#params of the C16 N5 network (M)")
     ax.set_ylabel(key)
@@ -312,7 +323,7 @@ def plot_search(result: SearchResult, path, k: int = 5) -> Path:
 
 def parse_quantity(text: str, units: dict[str, float], what: str) -> float:
     """``"10m"`` → 600 with ``units={"s": 1, "m": 60, "h": 3600}``; ``"0.5M"`` → 5e5 with ``{"k": 1e3, "M": 1e6}``."""
-    text = str(text).strip()
+    given = text = str(text).strip()
     factor = 1.0
     for unit, value in sorted(units.items(), key=lambda u: -len(u[0])):
         if unit and text.endswith(unit):
@@ -321,7 +332,7 @@ def parse_quantity(text: str, units: dict[str, float], what: str) -> float:
     try:
         number = float(text) * factor
     except ValueError:
-        raise ValueError(f"{what}: expected a number with an optional unit ({', '.join(units)}), got {text!r}") from None
+        raise ValueError(f"{what}: expected a number with an optional unit ({', '.join(units)}), got {given!r}") from None
     if not number > 0:
-        raise ValueError(f"{what} must be positive, got {number:g}")
+        raise ValueError(f"{what} must be positive, got {given!r}")
     return number
