@@ -22,9 +22,9 @@ def cache_dir() -> Path | None:
 
 
 def enable() -> Path | None:
-    """Turn the persistent cache on at :func:`cache_dir` (every program is kept, however fast it compiled: a warm
-    start then compiles nothing), unless
-    it is off or the process already chose a cache directory. Returns the directory in use, or ``None``."""
+    """Turn the persistent cache on at :func:`cache_dir` (every program is kept, however fast it compiled; a warm
+    start still traces and lowers each program to find it), unless it is off or the process already chose a cache
+    directory. Returns the directory in use, or ``None``."""
     import jax
 
     current = jax.config.jax_compilation_cache_dir
