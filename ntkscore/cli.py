@@ -236,8 +236,7 @@ def _attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) ->
     as an option, and would say only "expected one argument"; attached, the value reaches its own check."""
     options, out, i = _value_options(parser), [], 0
     while i < len(argv):
-        if argv[i] in options and i + 1 < len(argv) and argv[i + 1][:2].startswith("-") and \
-                argv[i + 1][1:2].isdigit():
+        if argv[i] in options and i + 1 < len(argv) and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
             out.append(f"{argv[i]}={argv[i + 1]}")
             i += 2
         else:

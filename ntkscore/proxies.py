@@ -37,8 +37,9 @@ They are not NTK quantities; each is computed here because it is related to the 
   Du et al. 2019; the paper's ``λ_min(K̃)``) applied to each layer's feature Gram: channels that are not linear
   combinations of each other. Published MeCo uses one image and every module's output; ours averages over the
   batch and weights each ReLU layer by its width (``C_l λ_min ∈ [0, C_l]``): ``zc.meco`` is this variant, not the
-  published number (MeCo's code, HamsterMimi/MeCo ``foresight/pruners/measures/meco.py``, hooks every PyTorch module
-  of the network and feeds one Gaussian 64×64 image). A layer with at least as many channels as positions
+  published number (MeCo's code, HamsterMimi/MeCo ``zero-cost-nas/foresight/pruners/measures/meco.py``, hooks every
+  PyTorch module of the network and sums ``λ_min`` of the channel correlation of the first image's output of each;
+  the copy under ``correlation/`` replaces the input by one Gaussian 64×64 image). A layer with at least as many channels as positions
   (``C_l ≥ H·W``, e.g. 32 channels on 4×4 at the default 16×16 input) has a singular ``P_l``: its ``λ_min`` is 0 up to
   float32 rounding (about ``1e-7``), so such layers add rounding noise of order ``1e-6``, not signal.
 

@@ -61,8 +61,8 @@ def concordance(x, y) -> np.ndarray:
     rx, ry = _dense_rank(np.asarray(x, np.float64)), _dense_rank(np.asarray(y, np.float64))
     forward, backward = _earlier(rx, ry), _earlier(rx.max() - rx, ry.max() - ry)
     # cells tied in x with a different y were counted +1 in one of the two passes; their true sign is 0
-    xy = rx.astype(np.int64) * (ry.max() + 1) + ry
-    tied_x = np.bincount(rx)[rx] - np.bincount(_dense_rank(xy))[_dense_rank(xy)]
+    rxy = _dense_rank(rx.astype(np.int64) * (ry.max() + 1) + ry)
+    tied_x = np.bincount(rx)[rx] - np.bincount(rxy)[rxy]
     return forward + backward - tied_x
 
 
