@@ -31,7 +31,7 @@ from ntkscore import ScoreSettings
 from ntkscore.inputs import data, shipped
 from ntkscore.scores import predictor
 from ntkscore.scores.scorer import PROXY_KEY
-from ntkscore.study import evaluate, learn
+from ntkscore.study import evaluate, learn, rank
 from ntkscore.study.benchmarks import canonical_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ TARGETS = {"value": ("val_pgd_8.0_acc", "NAS-RobBench-201 CIFAR-10 PGD-8 accurac
 def raw_table(seed: int) -> pd.DataFrame:
     """The seed's rank file, without any score columns (they are recomputed from the features)."""
     path = ROOT / "runs" / "space" / f"seed{seed}.csv"
-    table = pd.read_csv(path) if path.exists() else pd.read_csv(RESULTS / f"space_seed{seed}.csv.gz")
+    table = rank.read_scores(path if path.exists() else RESULTS / f"space_seed{seed}.csv.gz")
     return table.drop(columns=[c for c in predictor.SHIPPED if c in table.columns])
 
 

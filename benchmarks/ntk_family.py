@@ -53,7 +53,7 @@ SINGLE = ("features.lambda_min", "zc.meco", "baseline.params", "baseline.flops",
 
 
 def study(label: str, path: Path, root: Path, n_boot: int) -> tuple[list[str], pd.DataFrame]:
-    scores = rank.upgrade_columns(pd.read_csv(path))[0]  # tables written before lga was renamed cka
+    scores = rank.read_scores(path)  # older tables under current column names
     joined, _ = evaluate.join_benchmarks(scores, root / "nasrobbench201" / "cifar10.csv",
                                          root / "nb201" / "cifar10_clean_acc.csv")
     joined = joined.assign(robustness_residual=evaluate.robustness_residual(joined["val_pgd_8.0_acc"],

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ntkscore.inputs.data import data_dir
-from ntkscore.study import evaluate, learn
+from ntkscore.study import evaluate, learn, rank
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,10 +57,10 @@ def load(name: str) -> pd.DataFrame:
     """A development table; the baseline's rows are those of the whole-space seed-0 table (the same run)."""
     if name == "kaiming_b20":
         path = RESULTS / "space_seed0.csv.gz"
-        table = pd.read_csv(path if path.exists() else ROOT / "runs" / "space" / "seed0.csv")  # while it runs
+        table = rank.read_scores(path if path.exists() else ROOT / "runs" / "space" / "seed0.csv")  # while it runs
         cells = set((DESIGN / "dev_cells.txt").read_text().split())
         return table[table.arch.isin(cells)].drop(columns=["value", "robustness"], errors="ignore").reset_index(drop=True)
-    return pd.read_csv(DESIGN / f"{name}.csv.gz")
+    return rank.read_scores(DESIGN / f"{name}.csv.gz")
 
 
 def labelled(table: pd.DataFrame, root) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -70,7 +70,7 @@ def labelled(table: pd.DataFrame, root) -> tuple[pd.DataFrame, np.ndarray, np.nd
 
 def with_zero_cost(table: pd.DataFrame, zc: pd.DataFrame) -> pd.DataFrame:
     """``table`` with its zero-cost terms replaced by those of ``zc`` (rows matched by arch; unmatched dropped)."""
-    zc_cols = [c for c in zc.columns if learn.feature_group(c) == "zero_cost" and c not in ("params", "flops")]
+    zc_cols = [c for c in zc.columns if learn.feature_group(c) == "zero_cost" and c not in ("params", "flops", "multiply_adds")]
     base = table.drop(columns=[c for c in zc_cols if c in table.columns])
     return base.merge(zc[["arch", *zc_cols, "seconds"]].rename(columns={"seconds": "seconds_zc"}), on="arch")
 

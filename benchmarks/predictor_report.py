@@ -28,7 +28,7 @@ import pandas as pd
 
 from ntkscore.inputs.data import data_dir
 from ntkscore.scores import formula, predictor
-from ntkscore.study import evaluate, kendall, learn
+from ntkscore.study import evaluate, kendall, learn, rank
 from ntkscore.study.benchmarks import canonical_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args(argv)
     root = data_dir(None)
-    table = pd.read_csv(RESULTS / "space_seed0.csv.gz")
+    table = rank.read_scores(RESULTS / "space_seed0.csv.gz")
     dev, test = split(table, root)
     report, record = [], {}
     for name, target, label in (("value", "val_pgd_8.0_acc", "PGD-8"), ("robustness", "residual", "robustness residual")):
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
                    evaluate.to_markdown(pd.DataFrame(imp)), ""]
     seed1 = RESULTS / "space_seed1.csv.gz"
     if seed1.exists():
-        other = pd.read_csv(seed1)
+        other = rank.read_scores(seed1)
         _, test1 = split(other, root)
         rows = []
         here = test.set_index("arch")

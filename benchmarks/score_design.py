@@ -57,13 +57,13 @@ PGD8, CLEAN, ROBUST_CLEAN, AUTOATTACK = "val_pgd_8.0_acc", "test_acc", "val_acc"
 RESIDUAL, RATIO = "robustness_residual", "pgd8/clean"
 TARGETS = {PGD8: "PGD-8", CLEAN: "NB201 clean", AUTOATTACK: "AutoAttack", RESIDUAL: "robustness residual",
            RATIO: "PGD-8 / clean"}
-ZERO_COST = ("zc.meco", "zc.jacov", "zc.naswot", "zc.synflow", "features.lambda_min", "params", "flops")
+ZERO_COST = ("zc.meco", "zc.jacov", "zc.naswot", "zc.synflow", "features.lambda_min", "params", "multiply_adds")
 SPECTRAL = ("lambda_min", "lambda_max", "condition", "trace", "effective_rank", "bound")
 GROUPS = ("stem", "stage1", "reduction1", "stage2", "reduction2", "stage3", "head")
 NTK = tuple(f"{k}.{q}" for k in ("K", "K_rob", "K_all@0.5", "K_rob/cells") for q in SPECTRAL) + \
     tuple(f"K_rob/{g}.{q}" for g in GROUPS for q in ("trace_share", "lambda_min"))
 FAMILY = tuple(f"{k}.{q}" for k in family.KERNELS for q in family.PROXIES + family.LAYER_AGGREGATES + family.DECILES)
-ZERO_COST_REAL = ("zc.meco", "zc.jacov", "zc.naswot", "zc.synflow", "params", "flops")
+ZERO_COST_REAL = ("zc.meco", "zc.jacov", "zc.naswot", "zc.synflow", "params", "multiply_adds")
 NTK_REAL = tuple(f"{k}.{q}" for k in ("K", "K_rob", "K_all@0.5") for q in SPECTRAL)
 """The pools at the real shape: what every committed real-shape table has (and the whole-space table too, so the
 baseline formulas can be measured there)."""
@@ -73,8 +73,8 @@ MIN_GAIN = 0.002
 
 
 def load_whole_space(kernels: Path, proxies: Path) -> pd.DataFrame:
-    k = rank.upgrade_columns(pd.read_csv(kernels))[0]  # tables written before lga was renamed cka
-    z = pd.read_csv(proxies)
+    k = rank.read_scores(kernels)  # older tables under current column names
+    z = rank.read_scores(proxies)
     z = z[["arch"] + [c for c in z.columns if c.startswith(("zc.", "features."))]]
     return k.merge(z, on="arch", how="inner")
 
@@ -187,8 +187,8 @@ def with_columns(part: pd.DataFrame, formulas) -> pd.DataFrame:
 
 def load_real_shape() -> pd.DataFrame:
     """The real-shape NTK tables of every kernel, with the real-shape zero-cost terms, one row per cell."""
-    ntk = pd.concat([rank.upgrade_columns(pd.read_csv(t))[0] for t in REAL_TABLES]).drop_duplicates("arch")
-    zc = pd.read_csv(REAL_PROXIES)
+    ntk = pd.concat([rank.read_scores(t) for t in REAL_TABLES]).drop_duplicates("arch")
+    zc = rank.read_scores(REAL_PROXIES)
     return ntk.drop(columns=[c for c in ntk.columns if c.startswith("zc.")]).merge(
         zc[["arch"] + [c for c in zc.columns if c.startswith("zc.")]], on="arch", how="inner")
 

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default="10m", help="wall time, compilation included: 90s, 10m, 1h (default 10m)")
     p.add_argument("--strategy", choices=["evolution", "random", "coarse_to_fine"], default="evolution")
     p.add_argument("--max-params", help="limit on the #params of the C16 N5 network, e.g. 0.5M")
-    p.add_argument("--max-flops", help="limit on its multiply-accumulates per 32×32 image, e.g. 100M")
+    p.add_argument("--max-flops", help="limit on its FLOPs per 32×32 image, counted as NAS-Bench-Suite-Zero's NB201 table counts them, e.g. 100M")
     p.add_argument("--top", type=int, default=5, help="how many cells to report (default 5)")
     p.add_argument("--search-seed", type=int, default=0, help="seed of the strategy (cell order, mutations)")
     p.add_argument("--out", default="runs/search.csv", help="rank file of every score (resumable; reused)")

@@ -10,7 +10,8 @@ import pytest
 
 from ntkscore.cell.space import Arch, all_archs
 from ntkscore.scores.scorer import Score
-from ntkscore.study.rank import expand_to_all, finished, rank, read_arch_file, select_archs
+from ntkscore.study.rank import (expand_to_all, finished, rank, read_arch_file, read_scores, select_archs,
+                                 upgrade_columns)
 
 CELLS = [a.to_string() for a in select_archs(sample=8, seed=3)]
 
@@ -134,3 +135,19 @@ def test_pareto_front_keeps_exactly_the_non_dominated_cells():
     assert pareto_front(v).tolist() == [True, True, True, False, True, False, False]
     with pytest.raises(ValueError, match="cells, objectives"):
         pareto_front(np.ones(3))
+
+
+def test_older_tables_are_read_under_the_current_names(tmp_path):
+    old = pd.DataFrame({"arch": ["a", "b"], "flops": [1.0, 2.0], "K.lga": [0.1, 0.2], "K.layers.lga": [3.0, 4.0],
+                        "ntkscore_version": ["0.5.0", "0.5.0"]})
+    table, notes = upgrade_columns(old)
+    assert list(table.columns) == ["arch", "multiply_adds", "K.cka", "K.layers.cka", "ntkscore_version"]
+    assert table["multiply_adds"].tolist() == [1.0, 2.0] and len(notes) == 2
+    between = old.assign(ntkscore_version="0.6.0")  # cka already renamed; flops still the multiply-adds
+    assert list(upgrade_columns(between)[0].columns) == ["arch", "multiply_adds", "K.lga", "K.layers.lga",
+                                                         "ntkscore_version"]
+    from ntkscore import __version__
+    current = old.assign(ntkscore_version=__version__)
+    assert upgrade_columns(current)[0].equals(current)
+    old.to_csv(tmp_path / "old.csv.gz", index=False)
+    assert "multiply_adds" in read_scores(tmp_path / "old.csv.gz").columns

@@ -1,8 +1,20 @@
 """Parameter count and FLOPs of an NB201 cell network: the trivial baselines every training-free score must beat.
 
-Counted as NAS-Bench-201 counts them: every parameter of the instantiated network (all non-``none`` ops, including
-edges that cannot reach the cell output; BN γ and β, not running statistics). FLOPs are multiply-accumulates of
-convolutions and the classifier plus one per window element of average pooling; BN and ReLU are not counted.
+:func:`num_params` counts as NAS-Bench-201 counts: every parameter of the instantiated network (all non-``none``
+ops, including edges that cannot reach the cell output; BN γ and β, not running statistics).
+
+:func:`flops` counts as the published NB201 CIFAR-10 table of NAS-Bench-Suite-Zero does (its ``flops`` column,
+computed by NASLib with tensorwatch's ``ModelStats``, whose per-layer rules are torchstat's): per image,
+
+* a convolution: ``k² · C_in · C_out`` per output position (plus ``C_out`` per position with a bias; NB201 has none);
+* a BatchNorm: 2 per input element (affine); a ReLU: 1 per input element;
+* an average pool: ``k²`` per output element; the global average pool: ``(H + 1)(W + 1)`` per channel (the rule's
+  window bounds are inclusive);
+* the classifier: ``C_in · classes`` (its bias is not counted).
+
+It equals that table's ``flops`` on every one of its 9445 cells (``tests/test_network.py``). NB201's own API counts
+differently (xautodl's ``get_model_infos``: convolutions and the classifier only); :func:`multiply_adds` is the
+count the shipped predictors read.
 """
 
 from __future__ import annotations
@@ -34,8 +46,10 @@ def num_params(arch: Arch, config: NetworkConfig = NetworkConfig()) -> int:
     return total + 2 * width + width * config.num_classes + config.num_classes
 
 
-def flops(arch: Arch, config: NetworkConfig = NetworkConfig()) -> int:
-    """Multiply-accumulates of one forward pass of one image."""
+def multiply_adds(arch: Arch, config: NetworkConfig = NetworkConfig()) -> int:
+    """Multiply-accumulates of the convolutions and the classifier of one forward pass of one image, plus one per
+    window element of the average pools (BN and ReLU not counted): the ``multiply_adds`` feature of the shipped
+    predictors."""
     c, n, hw = config.channels, config.cells_per_stage, config.input_size
     total = hw * hw * 9 * config.in_channels * c
     for s in range(3):
@@ -54,6 +68,24 @@ def flops(arch: Arch, config: NetworkConfig = NetworkConfig()) -> int:
             out_pixels = pixels // 4
             total += out_pixels * (9 * w * 2 * w + 9 * 4 * w * w + w * 2 * w + 4 * w)
     return total + 4 * c * config.num_classes
+
+
+def flops(arch: Arch, config: NetworkConfig = NetworkConfig()) -> int:
+    """FLOPs of one forward pass of one image as NAS-Bench-Suite-Zero's NB201 table counts them (module docstring):
+    :func:`multiply_adds` plus 3 per output element of every ReLU-conv-BN (cell edges, the reduction blocks' two),
+    2 per element of the stem's BN, 3 per element of the final BN-ReLU, and ``(H + 1)(W + 1)`` per channel of the
+    global pool."""
+    c, n, hw = config.channels, config.cells_per_stage, config.input_size
+    total = multiply_adds(arch, config) + 2 * c * hw * hw
+    convs = sum(OPS[o] in ("nor_conv_1x1", "nor_conv_3x3") for o in arch.ops)
+    for s in range(3):
+        w, pixels = c * 2**s, (hw // 2**s) ** 2
+        total += n * convs * 3 * w * pixels
+        if s < 2:  # ReLU on the block's input, BN on conv_a's output, ReLU and BN around conv_b
+            out = 2 * w * pixels // 4
+            total += w * pixels + 2 * out + 3 * out
+    last = hw // 4
+    return total + 3 * 4 * c * last * last + 4 * c * (last + 1) ** 2
 
 
 def memory_lower_bound(config: NetworkConfig, batch_size: int) -> int:

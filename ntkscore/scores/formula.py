@@ -24,7 +24,7 @@ FLOOR = 1e-30
 LOWER_IS_BETTER = ("condition", "bound", "tenas_condition")
 MAGNITUDES = ("lambda_min", "lambda_max", "condition", "trace", "bound", "effective_rank", "trace_share",
               "nasi_trace", "knas", "tenas_condition", "weyl_lambda_min", "width_lambda_min", "zc.meco",
-              "features.lambda_min", "params", "flops")
+              "features.lambda_min", "params", "flops", "multiply_adds")
 """Quantities (the part of a metric name after its last ``.``, or the whole name) that are positive magnitudes:
 their term is the log. Fisher deciles are eigenvalues, magnitudes too."""
 

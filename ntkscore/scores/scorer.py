@@ -269,6 +269,7 @@ class Scorer:
         if self.settings.proxies:
             metrics.update(proxies.proxy_scores(self.params, arch.ops, self.proxy_x, self.config))
         metrics["params"] = float(cost.num_params(arch, self.config))
+        metrics["multiply_adds"] = float(cost.multiply_adds(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))
         values, not_computed = predictor_lib.predictions(self.predictors, metrics, asdict(self.settings))
         metrics.update(values)

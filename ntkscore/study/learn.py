@@ -41,10 +41,10 @@ def feature_group(name: str) -> str | None:
     quantities of Wu et al.'s kernels (``K``, ``K_rob``, ``K_all@β``, …: λ_min, λ_max, condition, trace, bound,
     effective rank), ``family`` the NTK family's proxies and Fisher spectrum, ``per_group`` the split of ``K̃_ε``
     over the network's parameter groups, ``per_layer`` the aggregated per-layer spectra, ``zero_cost`` the
-    zero-cost terms, #params and FLOPs."""
+    zero-cost terms, #params, FLOPs and multiply-adds."""
     if name in NOT_FEATURES or name.startswith(("setting.", "composite.", "aggregate.", "value", "robustness")):
         return None
-    if name.startswith(("zc.", "features.")) or name in ("params", "flops"):
+    if name.startswith(("zc.", "features.")) or name in ("params", "flops", "multiply_adds"):
         return "zero_cost"
     kernel, _, quantity = name.rpartition(".")
     if not kernel:

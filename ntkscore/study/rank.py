@@ -226,8 +226,9 @@ def pareto_front(objectives) -> np.ndarray:
     return front
 
 
-RENAMED = {"0.6.0": {"lga": "cka"}}
-"""Quantities renamed in a version: before it, ``<kernel>.lga`` (and ``<kernel>.layers.lga``) held the CKA."""
+RENAMED = {"0.6.0": {"lga": "cka"}, "0.7.0": {"flops": "multiply_adds"}}
+"""Quantities renamed in a version: before 0.6.0, ``<kernel>.lga`` (and ``<kernel>.layers.lga``) held the CKA;
+before 0.7.0, ``flops`` held what is now ``multiply_adds`` (:func:`ntkscore.cell.cost.multiply_adds`)."""
 
 
 def _version(text) -> tuple[int, ...]:
@@ -249,12 +250,18 @@ def upgrade_columns(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         if written >= _version(version):
             continue
         for old, new in renames.items():
-            columns = {c: c[: -len(old)] + new for c in table.columns if c.endswith(f".{old}")}
+            columns = {c: c[: -len(old)] + new for c in table.columns if c == old or c.endswith(f".{old}")}
             if columns:
                 table = table.rename(columns=columns)
-                notes.append(f"columns *.{old} read as *.{new} (written by ntkscore {'.'.join(map(str, written))}, "
+                notes.append(f"columns {old}, *.{old} read as {new}, *.{new} (written by ntkscore {'.'.join(map(str, written))}, "
                              f"where {old} named what {version} calls {new})")
     return table, notes
+
+
+def read_scores(path) -> pd.DataFrame:
+    """The score table at ``path`` (a file written by :func:`rank`, gzipped or not, by any version) as it is, with
+    the columns renamed since it was written under their current names (:func:`upgrade_columns`)."""
+    return upgrade_columns(pd.read_csv(path))[0]
 
 
 def read_rank_table(path) -> tuple[pd.DataFrame, list[str]]:
