@@ -51,6 +51,13 @@ def _layer_columns(params, path) -> np.ndarray:
     return np.asarray(ravel_pytree(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), masks))[0]) > 0
 
 
+def _weight_columns(params) -> np.ndarray:
+    """Boolean mask over the raveled parameters: the leaves not named ``bias`` (BN β) or ``b`` (classifier bias)."""
+    masks = jax.tree_util.tree_map_with_path(
+        lambda path, a: jnp.full(a.shape, path[-1].key not in ("bias", "b"), jnp.float32), params)
+    return np.asarray(ravel_pytree(masks)[0]) > 0
+
+
 def _softmax(z):
     e = np.exp(z - z.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
@@ -60,8 +67,8 @@ def _softmax(z):
 def test_layer_kernels_sum_and_loss_kernels_equal_explicit_jacobian(reference, arch):
     params, x, y, cells = reference
     ops, stats, jac, logits = cells[arch]
-    layers, k_sum, k_loss = (np.asarray(a, np.float64) for a in
-                             layerwise.family_lanes(params, ops, [x], [stats], y, TINY))
+    layers, k_sum, k_sum_all, k_loss = (np.asarray(a, np.float64) for a in
+                                        layerwise.family_lanes(params, ops, [x], [stats], y, TINY))
     whole = np.einsum("iap,jap->ij", jac, jac)
     assert _rel(layers.sum(0), whole) < 1e-5
     paths = network.layer_paths(TINY)
@@ -71,7 +78,11 @@ def test_layer_kernels_sum_and_loss_kernels_equal_explicit_jacobian(reference, a
         ref = np.einsum("iap,jap->ij", jac[..., cols], jac[..., cols])
         assert np.abs(got - ref).max() <= 1e-5 * np.abs(whole).max() + 1e-6 * np.abs(ref).max(), path
     g_sum = jac.sum(1)
-    assert _rel(k_sum, g_sum @ g_sum.T) < 1e-5
+    assert _rel(k_sum_all, g_sum @ g_sum.T) < 1e-5
+    weights = _weight_columns(params)  # TE-NAS: conv/linear weights and BN scales, no BN shifts, no classifier bias
+    assert 0 < weights.sum() < weights.size
+    assert _rel(k_sum, g_sum[:, weights] @ g_sum[:, weights].T) < 1e-5
+    assert _rel(k_sum, k_sum_all) > 1e-4  # the biases' share is not negligible, so the test can tell them apart
     g_loss = np.einsum("ia,iap->ip", _softmax(logits) - np.eye(K)[np.asarray(y)], jac)
     assert _rel(k_loss, g_loss @ g_loss.T) < 1e-5
 
@@ -104,9 +115,12 @@ def test_host_proxies_equal_their_formulas(reference):
     ops, stats, jac, logits = cells[CELLS[1]]
     theta = np.einsum("iap,jap->ij", jac, jac)
     g = jac.sum(1)
-    out = family.kernel_proxies(theta, g @ g.T, np.outer(np.arange(5.0), np.arange(5.0)), np.asarray(y), K)
-    eig = np.linalg.eigvalsh(g @ g.T)
+    w = g[:, _weight_columns(params)]
+    out = family.kernel_proxies(theta, w @ w.T, g @ g.T, np.outer(np.arange(5.0), np.arange(5.0)), np.asarray(y), K)
+    eig = np.linalg.eigvalsh(w @ w.T)
     assert out["tenas_condition"] == pytest.approx(eig[-1] / eig[0], rel=1e-6)
+    eig = np.linalg.eigvalsh(g @ g.T)
+    assert out["tenas_condition_all"] == pytest.approx(eig[-1] / eig[0], rel=1e-6)
     assert out["nasi_trace"] == pytest.approx(np.trace(theta) / 5)
     assert out["knas"] == pytest.approx(np.mean(np.outer(np.arange(5.0), np.arange(5.0))))
     h = np.eye(5) - 1 / 5

@@ -139,13 +139,14 @@ def test_pareto_front_keeps_exactly_the_non_dominated_cells():
 
 def test_older_tables_are_read_under_the_current_names(tmp_path):
     old = pd.DataFrame({"arch": ["a", "b"], "flops": [1.0, 2.0], "K.lga": [0.1, 0.2], "K.layers.lga": [3.0, 4.0],
-                        "ntkscore_version": ["0.5.0", "0.5.0"]})
+                        "K_rob.tenas_condition": [5.0, 6.0], "ntkscore_version": ["0.5.0", "0.5.0"]})
     table, notes = upgrade_columns(old)
-    assert list(table.columns) == ["arch", "multiply_adds", "K.cka", "K.layers.cka", "ntkscore_version"]
-    assert table["multiply_adds"].tolist() == [1.0, 2.0] and len(notes) == 2
+    assert list(table.columns) == ["arch", "multiply_adds", "K.cka", "K.layers.cka", "K_rob.tenas_condition_all",
+                                   "ntkscore_version"]
+    assert table["multiply_adds"].tolist() == [1.0, 2.0] and len(notes) == 3
     between = old.assign(ntkscore_version="0.6.0")  # cka already renamed; flops still the multiply-adds
     assert list(upgrade_columns(between)[0].columns) == ["arch", "multiply_adds", "K.lga", "K.layers.lga",
-                                                         "ntkscore_version"]
+                                                         "K_rob.tenas_condition_all", "ntkscore_version"]
     from ntkscore import __version__
     current = old.assign(ntkscore_version=__version__)
     assert upgrade_columns(current)[0].equals(current)

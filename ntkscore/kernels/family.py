@@ -6,9 +6,13 @@ shares ``Θ = Σ_l Θ_l`` (:func:`ntkscore.kernels.layerwise.gram_lanes` with ``
 attacked batch ``A(X)`` (prefix ``K_rob.``):
 
 * ``tenas_condition`` ``λ_max(Θ_sum)/λ_min(Θ_sum)``, ``Θ_sum,ij = ⟨∂Σ_a f_a(x_i)/∂W, ∂Σ_b f_b(x_j)/∂W⟩``:
-  TE-NAS (Chen, Gong & Wang, ICLR 2021), whose NTK is that of the summed logits; smaller = more trainable. Here
-  ``W`` is every parameter; TE-NAS's code keeps the parameters named ``weight`` (convolution and linear weights and
-  BN scales, no biases);
+  TE-NAS (Chen, Gong & Wang, ICLR 2021), whose NTK is that of the summed logits; smaller = more trainable. ``W``
+  are the weights as TE-NAS's code takes them (``lib/procedures/ntk.py``: the parameters named ``weight``, i.e.
+  convolution and linear weights and BN scales γ; no BN shift β, no classifier bias;
+  :func:`ntkscore.kernels.layerwise.is_weight`). The ratio carries the ridge of every condition number here,
+  ``(λ_max + δ_max)/(λ_min⁺ + δ_max)`` (:func:`ntkscore.kernels.theory.spectral_scores`); TE-NAS's code takes the
+  raw ``λ_max/λ_min`` (NaN read as 10⁵). They differ only where ``λ_min`` is at float32 rounding level;
+* ``tenas_condition_all``: the same over every parameter (the paper's ``θ``);
 * ``nasi_trace`` ``tr Θ / n``: NASI's trace norm ``‖Θ‖_tr`` of the (PSD) NTK (Shu et al., ICLR 2022), per sample;
 * ``knas`` ``mean_ij ⟨∇_W ℓ(x_i), ∇_W ℓ(x_j)⟩`` with the cross-entropy ``ℓ`` (``∇_f ℓ = p_i − y_i``): KNAS's mean
   of the gradient kernel (Xu et al., ICCV 2021);
@@ -50,7 +54,7 @@ from . import theory
 
 KERNELS = ("K", "K_rob")
 """The symmetric kernels the family is computed on: the clean ``X`` and the attacked ``A(X)``."""
-PROXIES = ("tenas_condition", "nasi_trace", "knas", "cka", "lga", "fisher_entropy", "vkdnw")
+PROXIES = ("tenas_condition", "tenas_condition_all", "nasi_trace", "knas", "cka", "lga", "fisher_entropy", "vkdnw")
 DECILES = tuple(f"fisher_decile{d}" for d in range(1, 10))
 LAYER_AGGREGATES = ("layers.weyl_lambda_min", "layers.width_lambda_min", "layers.effective_rank", "layers.cka")
 LAYER_QUANTITIES = ("trace", "lambda_min", "effective_rank", "cka")
@@ -138,11 +142,13 @@ def fisher_scores(eigenvalues) -> dict[str, float]:
     return {"fisher_entropy": _entropy(eig), "vkdnw": _entropy(deciles), **dict(zip(DECILES, map(float, deciles)))}
 
 
-def kernel_proxies(kernel, sum_kernel, loss_kernel, labels, num_classes: int) -> dict[str, float]:
-    """``tenas_condition``, ``nasi_trace``, ``knas``, ``cka`` and ``lga`` of one batch's traced, summed-logit and
-    loss-gradient kernels ``(n, n)`` (host, float64)."""
-    k, ks, kl = (np.asarray(a, np.float64) for a in (kernel, sum_kernel, loss_kernel))
+def kernel_proxies(kernel, sum_kernel, sum_kernel_all, loss_kernel, labels, num_classes: int) -> dict[str, float]:
+    """``tenas_condition``, ``tenas_condition_all``, ``nasi_trace``, ``knas``, ``cka`` and ``lga`` of one batch's
+    traced kernel, summed-logit kernels (over the weights, over every parameter) and loss-gradient kernel
+    ``(n, n)`` (host, float64)."""
+    k, ks, ka, kl = (np.asarray(a, np.float64) for a in (kernel, sum_kernel, sum_kernel_all, loss_kernel))
     return {"tenas_condition": theory.spectral_scores(ks)["condition"],
+            "tenas_condition_all": theory.spectral_scores(ka)["condition"],
             "nasi_trace": float(np.trace(k)) / len(k),
             "knas": float(np.mean(kl)),
             "cka": float(label_alignment(0.5 * (k + k.T), np.asarray(labels), num_classes)),
@@ -152,11 +158,11 @@ def kernel_proxies(kernel, sum_kernel, loss_kernel, labels, num_classes: int) ->
 def family_scores(family: Mapping[str, Mapping[str, np.ndarray]], labels, num_classes: int, widths,
                   fisher_size: int) -> dict[str, float]:
     """Every family metric ``<kernel>.<name>`` from the device program's output ``family[kernel]`` (keys ``sum``,
-    ``loss``, ``fisher`` and the :data:`LAYER_QUANTITIES`, see :func:`ntkscore.kernels.pipeline.cell_kernels`) and the
+    ``sum_all``, ``loss``, ``fisher`` and the :data:`LAYER_QUANTITIES`, see :func:`ntkscore.kernels.pipeline.cell_kernels`) and the
     traced kernel itself, ``family[kernel]["kernel"]``."""
     out = {}
     for name, f in family.items():
-        metrics = kernel_proxies(f["kernel"], f["sum"], f["loss"], labels, num_classes)
+        metrics = kernel_proxies(f["kernel"], f["sum"], f["sum_all"], f["loss"], labels, num_classes)
         metrics.update(fisher_scores(fisher_spectrum(f["fisher"], fisher_size, num_classes)))
         metrics.update(layer_aggregates({q: f[q] for q in LAYER_QUANTITIES}, widths))
         out.update({f"{name}.{q}": v for q, v in metrics.items()})

@@ -39,20 +39,29 @@ from ..cell import network
 from ..cell.conv import input_gradient_conv, per_sample_conv
 
 
-def _sample_gram(leaves) -> jax.Array:
-    """``Σ_leaves G Gᵀ`` ``(n, n)`` of per-sample gradients (each leaf ``(n, ...)``: one row per sample)."""
-    n = leaves[0].shape[0]
-    out = jnp.zeros((n, n), leaves[0].dtype)
-    for leaf in leaves:
-        flat = leaf.reshape(n, -1)
-        out = out + lax.dot_general(flat, flat, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
-    return out
+def _leaf_gram(leaf) -> jax.Array:
+    """``G Gᵀ`` ``(n, n)`` of one leaf of per-sample gradients ``(n, ...)`` (one row per sample)."""
+    flat = leaf.reshape(leaf.shape[0], -1)
+    return lax.dot_general(flat, flat, (((1,), (1,)), ((), ())), precision=lax.Precision.HIGHEST)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _gram_layer(fn, p, x, stats, gram):
+BIASES = ("bias", "b")
+"""The names of the additive parameters (BN shifts β, the classifier's bias): what ``weights`` leaves out."""
+
+
+def is_weight(path) -> bool:
+    """Whether the parameter at ``path`` (a key path into a layer's or the network's parameters) is a *weight* in
+    TE-NAS's sense: its code keeps the PyTorch parameters named ``weight`` (convolution and linear weights and BN
+    scales γ) and drops the biases."""
+    keys = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    return not keys or keys[-1] not in BIASES
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _gram_layer(fn, weights, p, x, stats, gram):
     """``fn(p, x, stats)[0]``; its VJP also returns ``Σ_leaves G Gᵀ`` (``G``: per-sample ∂/∂p) as the cotangent of
     the ``(n, n)`` dummy ``gram`` (the whole kernel's, or the layer's or group's own slot when the kernel is split).
+    With ``weights``, ``gram`` is a pair and its second cotangent sums the weight leaves only (:func:`is_weight`).
 
     The forward pass takes the VJP of the layer with every parameter broadcast to one copy per sample
     (convolutions through :func:`ntkscore.cell.conv.per_sample_conv`): its pullback, kept as the residual,
@@ -61,17 +70,22 @@ def _gram_layer(fn, p, x, stats, gram):
     return fn(p, x, stats, conv=input_gradient_conv)[0]
 
 
-def _gram_layer_fwd(fn, p, x, stats, gram):
+def _gram_layer_fwd(fn, weights, p, x, stats, gram):
     n = x.shape[0]
     per_sample = jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + a.shape), p)
     y, pullback = jax.vjp(lambda q, z: fn(q, z, stats, conv=per_sample_conv)[0], per_sample, x)
     return y, (pullback, stats)
 
 
-def _gram_layer_bwd(fn, residuals, g):
+def _gram_layer_bwd(fn, weights, residuals, g):
     pullback, stats = residuals
     per_sample, dx = pullback(g)
-    contribution = _sample_gram(jax.tree.leaves(per_sample))
+    leaves = jax.tree_util.tree_leaves_with_path(per_sample)
+    grams = [_leaf_gram(leaf) for _, leaf in leaves]
+    contribution = sum(grams[1:], grams[0])
+    if weights:
+        kept = [gram for (path, _), gram in zip(leaves, grams) if is_weight(path)]
+        contribution = (contribution, sum(kept[1:], kept[0]) if kept else jnp.zeros_like(contribution))
     zeros_p = jax.tree.map(lambda a: jnp.zeros(a.shape[1:], a.dtype), per_sample)
     return zeros_p, dx, jax.tree.map(jnp.zeros_like, stats), contribution
 
@@ -113,18 +127,22 @@ class _GramHook:
     given, is what every BN layer that gets no statistics normalises with: each batch's own statistics, computed in
     this forward pass rather than in a separate one."""
 
-    def __init__(self, gram, slots: dict[tuple[str, ...], int] | None, path: tuple[str, ...] = (), own_stats=None):
-        self.gram, self.slots, self.path, self.own_stats = gram, slots, path, own_stats
+    def __init__(self, gram, slots: dict[tuple[str, ...], int] | None, path: tuple[str, ...] = (), own_stats=None,
+                 weights: bool = False):
+        self.gram, self.slots, self.path, self.own_stats, self.weights = gram, slots, path, own_stats, weights
 
     def scope(self, name: str) -> "_GramHook":
-        return _GramHook(self.gram, self.slots, self.path + (name,), self.own_stats)
+        return _GramHook(self.gram, self.slots, self.path + (name,), self.own_stats, self.weights)
 
     def __call__(self, fn, p, h, s):  # split: the slot's own (n, n) leaf, so no layer's cotangent is (slots, n, n)
-        gram = self.gram if self.slots is None else self.gram[self.slots[self.path]]
+        if self.slots is None:
+            gram = self.gram
+        else:
+            gram = tuple(g[self.slots[self.path]] for g in self.gram) if self.weights else self.gram[self.slots[self.path]]
         layer_fn = fn
         if s is None and self.own_stats is not None:
             layer_fn = partial(_with_stats, fn, self.own_stats)
-        y = _gram_layer(layer_fn, p, h, s, gram)
+        y = _gram_layer(layer_fn, self.weights, p, h, s, gram)
         if s is None:  # statistics computed in the layer, or identity BN: callers only need their structure
             s = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(fn, p, h, None)[1])
         return y, s
@@ -136,9 +154,10 @@ def _with_stats(fn, stats, p, x, _, **kwargs):
 
 
 def gram_lanes(params, ops, xs: Sequence[jax.Array], stats_list, config: network.NetworkConfig,
-               cotangents_of: Callable[[jax.Array], jax.Array], split: str = "none") -> jax.Array:
+               cotangents_of: Callable[[jax.Array], jax.Array], split: str = "none", weights: bool = False):
     """``Σ_l ⟨v_iᵀ ∂f(x_i)/∂W_l, v_jᵀ ∂f(x_j)/∂W_l⟩`` for every *lane* of cotangents ``v``, over the samples of
-    the concatenated batches ``xs``: ``(lanes, [slots,] N, N)``.
+    the concatenated batches ``xs``: ``(lanes, [slots,] N, N)``; with ``weights``, a pair of those: over every
+    parameter, and over the weights only (:func:`is_weight`), from the same backward pass.
 
     ``cotangents_of(logits)`` maps the ``(N, k)`` logits of the forward pass to the ``(lanes, N, k)`` cotangents
     (e.g. the ``k`` unit vectors for the traced NTK, ones for the NTK of the summed logits, ``softmax − one-hot``
@@ -155,12 +174,15 @@ def gram_lanes(params, ops, xs: Sequence[jax.Array], stats_list, config: network
     slots, size = _slots(config, split)
 
     def logits_of(gram):
-        return network.forward(params, ops, x, config, stats, layer=_GramHook(gram, slots, own_stats=own))[0]
+        hook = _GramHook(gram, slots, own_stats=own, weights=weights)
+        return network.forward(params, ops, x, config, stats, layer=hook)[0]
 
     gram0 = tuple(jnp.zeros((n, n), x.dtype) for _ in range(size)) if slots else jnp.zeros((n, n), x.dtype)
+    gram0 = (gram0, gram0) if weights else gram0
     logits, vjp = jax.vjp(logits_of, gram0)
     out = jax.vmap(vjp)(cotangents_of(lax.stop_gradient(logits)))[0]
-    return jnp.stack(out, axis=1) if slots else out
+    stacked = partial(jnp.stack, axis=1) if slots else (lambda a: a)
+    return (stacked(out[0]), stacked(out[1])) if weights else stacked(out)
 
 
 def output_cotangents(output: str, num_classes: int, n: int, dtype=jnp.float32) -> jax.Array:
@@ -180,11 +202,12 @@ def _gram(params, ops, xs, stats_list, config: network.NetworkConfig, output: st
 
 
 def family_lanes(params, ops, xs: Sequence[jax.Array], stats_list, labels: jax.Array,
-                 config: network.NetworkConfig, output: str = "trace") -> tuple[jax.Array, jax.Array, jax.Array]:
+                 config: network.NetworkConfig, output: str = "trace") -> tuple[jax.Array, ...]:
     """In one backward pass over the concatenated batches ``xs`` (``N`` samples, ``labels`` ``(N,)``): the kernel of
     ``output`` split by layer, ``(len(network.layer_paths(config)), N, N)``; the NTK of the summed logits
-    ``Θ_sum`` ``(N, N)`` (TE-NAS); and the loss-gradient kernel ``⟨J_iᵀ(p_i − y_i), J_jᵀ(p_j − y_j)⟩`` ``(N, N)``
-    (the cross-entropy gradients at ``p = softmax(f)``; KNAS). Two lanes more than the kernel alone."""
+    ``Θ_sum`` ``(N, N)`` (TE-NAS) over the weights only (:func:`is_weight`, as TE-NAS's code) and over every
+    parameter; and the loss-gradient kernel ``⟨J_iᵀ(p_i − y_i), J_jᵀ(p_j − y_j)⟩`` ``(N, N)`` (the cross-entropy
+    gradients at ``p = softmax(f)``; KNAS). Two lanes more than the kernel alone."""
     n = sum(b.shape[0] for b in xs)
 
     def cotangents(logits):
@@ -193,8 +216,8 @@ def family_lanes(params, ops, xs: Sequence[jax.Array], stats_list, labels: jax.A
         return jnp.concatenate([output_cotangents(output, k, n, logits.dtype),
                                 jnp.ones((1, n, k), logits.dtype), loss[None]])
 
-    lanes = gram_lanes(params, ops, xs, stats_list, config, cotangents, "layer")
-    return lanes[:-2].sum(0), lanes[-2].sum(0), lanes[-1].sum(0)
+    lanes, weight_lanes = gram_lanes(params, ops, xs, stats_list, config, cotangents, "layer", weights=True)
+    return lanes[:-2].sum(0), weight_lanes[-2].sum(0), lanes[-2].sum(0), lanes[-1].sum(0)
 
 
 def softmax_weighted_kernel(params, ops, x: jax.Array, stats, config: network.NetworkConfig) -> jax.Array:

@@ -125,7 +125,7 @@ def _kernels_and_family(params, ops, xs, stats, y, pairs, spec: KernelSpec, conf
     (:func:`ntkscore.kernels.layerwise.family_lanes`) plus the Fisher program of each family batch."""
     used = sorted({i for pair in pairs for i in pair})
     labels = jnp.concatenate([y] * len(used))
-    layers, k_sum, k_loss = layerwise.family_lanes(params, ops, [xs[i] for i in used],
+    layers, k_sum, k_sum_all, k_loss = layerwise.family_lanes(params, ops, [xs[i] for i in used],
                                                    None if stats is None else [stats[i] for i in used], labels,
                                                    config, spec.output)
     groups = jnp.einsum("gl,lij->gij", _layer_groups(config), layers)
@@ -137,7 +137,7 @@ def _kernels_and_family(params, ops, xs, stats, y, pairs, spec: KernelSpec, conf
         if b not in at:
             continue
         f = family_lib.layer_spectra(layers[:, at[b], at[b]], y, config.num_classes)
-        f["sum"], f["loss"] = k_sum[at[b], at[b]], k_loss[at[b], at[b]]
+        f["sum"], f["sum_all"], f["loss"] = k_sum[at[b], at[b]], k_sum_all[at[b], at[b]], k_loss[at[b], at[b]]
         f["fisher"] = layerwise.softmax_weighted_kernel(params, ops, xs[b][:m], None if stats is None else stats[b],
                                                         config)
         family[name] = f

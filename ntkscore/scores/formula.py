@@ -21,9 +21,9 @@ import numpy as np
 
 FLOOR = 1e-30
 """Positive magnitudes are clipped to ``≥ FLOOR`` before the log: a zero kernel (dead cell) scores lowest."""
-LOWER_IS_BETTER = ("condition", "bound", "tenas_condition")
+LOWER_IS_BETTER = ("condition", "bound", "tenas_condition", "tenas_condition_all")
 MAGNITUDES = ("lambda_min", "lambda_max", "condition", "trace", "bound", "effective_rank", "trace_share",
-              "nasi_trace", "knas", "tenas_condition", "weyl_lambda_min", "width_lambda_min", "zc.meco",
+              "nasi_trace", "knas", "tenas_condition", "tenas_condition_all", "weyl_lambda_min", "width_lambda_min", "zc.meco",
               "features.lambda_min", "params", "flops", "multiply_adds")
 """Quantities (the part of a metric name after its last ``.``, or the whole name) that are positive magnitudes:
 their term is the log. Fisher deciles are eigenvalues, magnitudes too."""

@@ -226,9 +226,10 @@ def pareto_front(objectives) -> np.ndarray:
     return front
 
 
-RENAMED = {"0.6.0": {"lga": "cka"}, "0.7.0": {"flops": "multiply_adds"}}
+RENAMED = {"0.6.0": {"lga": "cka"}, "0.7.0": {"flops": "multiply_adds", "tenas_condition": "tenas_condition_all"}}
 """Quantities renamed in a version: before 0.6.0, ``<kernel>.lga`` (and ``<kernel>.layers.lga``) held the CKA;
-before 0.7.0, ``flops`` held what is now ``multiply_adds`` (:func:`ntkscore.cell.cost.multiply_adds`)."""
+before 0.7.0, ``flops`` held what is now ``multiply_adds`` (:func:`ntkscore.cell.cost.multiply_adds`) and
+``<kernel>.tenas_condition`` the condition number over every parameter (``tenas_condition_all``)."""
 
 
 def _version(text) -> tuple[int, ...]:
