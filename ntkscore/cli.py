@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initialisation (default torch: PyTorch's default, what the benchmark trained from)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", help="save after every epoch; rerunning with the same file resumes")
+    p.add_argument("--extend", action="store_true",
+                   help="continue the finished run in --checkpoint to --epochs: the extra epochs get a one-cycle "
+                   "schedule of their own (a warm restart; not the same as a run of that many epochs)")
     p.add_argument("--data", default=None, help="data directory (default $NTKSCORE_DATA or ../shared/data)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)

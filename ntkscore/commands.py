@@ -384,6 +384,8 @@ def cmd_train(args) -> int:
 
     if args.checkpoint:
         writable(args.checkpoint, "--checkpoint")
+    elif args.extend:
+        raise ValueError("--extend continues the run saved in --checkpoint; give its --checkpoint")
     arch = parse_arch(args.arch, args.data)
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
                              eps=args.eps / 255, step_size=args.step_size / 255, steps=args.steps,
@@ -391,15 +393,17 @@ def cmd_train(args) -> int:
                              train_images=args.train_images, test_images=args.test_images, seed=args.seed,
                              apgd_steps=args.apgd_steps, augment=args.augment, attack_bn=args.attack_bn,
                              cycle_momentum=args.cycle_momentum, init=args.init)
-    result = train(arch, settings, data_dir=args.data, checkpoint=args.checkpoint,
+    result = train(arch, settings, data_dir=args.data, checkpoint=args.checkpoint, extend=args.extend,
                    progress=lambda epoch, loss: print(f"epoch {epoch}/{settings.epochs}  loss {loss:.4f}",
                                                       file=sys.stderr, flush=True))
-    summary = {"arch": result["arch"], "epochs": result["epochs"], "seconds": round(result["seconds"], 1),
-               "accuracy": result["accuracy"], "settings": asdict(settings)}
+    summary = {"arch": result["arch"], "epochs": result["epochs"], "schedule": result["schedule"],
+               "seconds": round(result["seconds"], 1), "accuracy": result["accuracy"], "settings": asdict(settings)}
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{result['arch']}: {result['epochs']} epochs in {result['seconds']:.0f} s")
+        cycles = result["schedule"]
+        restarted = f" (one-cycle schedules ending at epochs {', '.join(map(str, cycles))})" if len(cycles) > 1 else ""
+        print(f"{result['arch']}: {result['epochs']} epochs{restarted}, {result['seconds']:.0f} s this run")
         for name, value in result["accuracy"].items():
             print(f"  {name:<10}{100 * value:6.2f}%")
     return 0

@@ -23,7 +23,10 @@ version adds the targeted APGD-T, FAB-T and Square): the benchmark's ``autoattac
 
 :func:`train` is seeded (initialisation, data order, attack noise) and checkpoints after every epoch; a run stopped
 at any point and started again with the same arguments resumes from the last finished epoch and ends with the same
-weights as an uninterrupted run. :func:`ntk_drift` measures how lazy the training was: the relative Frobenius change
+weights as an uninterrupted run. A finished run can be continued to more epochs (``extend=True``): the extra epochs
+start from its final state with a one-cycle schedule of their own (a warm restart, as in SGDR), so a 50-epoch run
+extended to 60 is not a 60-epoch run; the checkpoint and the result record the schedule (``"schedule": [50, 60]``,
+the epoch each cycle ends at). :func:`ntk_drift` measures how lazy the training was: the relative Frobenius change
 of the empirical NTK between initialisation and the end.
 """
 
@@ -150,13 +153,22 @@ def momentum_schedule(total_steps: int) -> optax.Schedule:
     return schedule
 
 
-def optimizer(settings: TrainSettings, steps_per_epoch: int) -> optax.GradientTransformation:
+def optimizer(settings: TrainSettings, steps_per_epoch: int,
+              cycles: tuple[int, ...] | None = None) -> optax.GradientTransformation:
     """SGD with momentum (cycled as PyTorch's ``OneCycleLR`` with ``cycle_momentum``) and weight decay on a one-cycle
-    learning rate over all the run's steps."""
-    total = settings.epochs * steps_per_epoch
-    schedule = optax.cosine_onecycle_schedule(total, settings.lr, pct_start=ONECYCLE_PCT, div_factor=25.0,
+    learning rate over all the run's steps; with ``cycles`` (the epochs the cycles end at, the last
+    ``settings.epochs``), one cycle per span, each restarting from the low learning rate."""
+    ends = [e * steps_per_epoch for e in (cycles or (settings.epochs,))]
+    spans = [b - a for a, b in zip([0] + ends[:-1], ends)]
+
+    def one_cycle(total):
+        return optax.cosine_onecycle_schedule(total, settings.lr, pct_start=ONECYCLE_PCT, div_factor=25.0,
                                               final_div_factor=1e4)
-    momentum = momentum_schedule(total) if settings.cycle_momentum else settings.momentum
+
+    schedule = optax.join_schedules([one_cycle(t) for t in spans], ends[:-1])
+    momentum = settings.momentum
+    if settings.cycle_momentum:
+        momentum = optax.join_schedules([momentum_schedule(t) for t in spans], ends[:-1])
     return optax.chain(optax.add_decayed_weights(settings.weight_decay),
                        optax.inject_hyperparams(optax.sgd)(learning_rate=schedule, momentum=momentum))
 
@@ -203,10 +215,11 @@ def augment(key, x: jax.Array) -> jax.Array:
     return jnp.where(flip, crops[:, :, ::-1], crops)
 
 
-@partial(jax.jit, static_argnames=("settings", "steps_per_epoch"))
-def train_step(state, ops, x, y, key, settings: TrainSettings, steps_per_epoch: int):
-    """One SGD step on the batch ``(x, y)`` (augmented first when ``settings.augment``); returns the new state and
-    the loss before the step."""
+@partial(jax.jit, static_argnames=("settings", "steps_per_epoch", "cycles"))
+def train_step(state, ops, x, y, key, settings: TrainSettings, steps_per_epoch: int,
+               cycles: tuple[int, ...] | None = None):
+    """One SGD step on the batch ``(x, y)`` (augmented first when ``settings.augment``) with the optimiser of
+    :func:`optimizer`; returns the new state and the loss before the step."""
     config = settings.network_config()
     k_augment, k_attack = jax.random.split(key)
     if settings.augment:
@@ -218,7 +231,7 @@ def train_step(state, ops, x, y, key, settings: TrainSettings, steps_per_epoch: 
                            x, y, ctx, k_attack, settings.eps, settings.step_size, settings.steps)
     (loss, stats), grads = jax.value_and_grad(_loss, has_aux=True)(state["params"], ops, x, x_adv, y, settings.beta,
                                                                    config)
-    updates, opt = optimizer(settings, steps_per_epoch).update(grads, state["opt"], state["params"])
+    updates, opt = optimizer(settings, steps_per_epoch, cycles).update(grads, state["opt"], state["params"])
     running = state["running"]
     m = settings.bn_momentum
     for s in stats:
@@ -234,29 +247,41 @@ def _save(path: Path, state, meta: dict) -> None:
     os.replace(tmp, path)
 
 
-def _load(path: Path, template, meta: dict):
-    """The checkpoint's state if it was written for the same ``meta`` (arch and settings), else ``None``."""
+def _load(path: Path, template, meta: dict, extend: bool = False):
+    """The checkpoint's state and its ``meta``, if it was written for the same ``meta`` (arch and settings; a
+    continued run's cycles included), or, with ``extend``, if it is a finished run that ``meta`` continues to more
+    epochs (then the meta has the new cycle added); else an error naming what differs."""
     with np.load(path, allow_pickle=False) as f:
         saved = json.loads(str(f["meta"]))
-        if saved != meta:
-            differ = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, given {meta.get(k)!r}"
-                               for k in sorted(set(saved) | set(meta)) if saved.get(k) != meta.get(k))
-            why = (" (the one-cycle learning rate spans the whole run, so a shorter run's state is not a step of a "
-                   "longer one)" if set(k for k in meta if saved.get(k) != meta.get(k)) == {"epochs"} else "")
-            raise ValueError(f"{path} is a checkpoint of another run: {differ}{why}; choose another --checkpoint "
-                             "or delete it")
         leaves = [jnp.asarray(f[f"leaf{i}"]) for i in range(len(jax.tree.leaves(template)))]
-    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+    state = jax.tree.unflatten(jax.tree.structure(template), leaves)
+    cycles = saved.get("schedule", [saved.get("epochs")])
+    if {**saved, "schedule": None} == {**meta, "schedule": None} and (meta.get("schedule") in (None, cycles)):
+        return state, {**meta, **({"schedule": cycles} if "schedule" in saved else {})}
+    differ_keys = [k for k in sorted(set(saved) | set(meta)) if k != "schedule" and saved.get(k) != meta.get(k)]
+    finished = int(state["epoch"]) == saved.get("epochs")
+    if differ_keys == ["epochs"] and saved["epochs"] < meta["epochs"]:
+        if extend and finished:
+            return state, {**meta, "schedule": cycles + [meta["epochs"]]}
+        if not extend:
+            raise ValueError(f"{path} is a {'finished' if finished else 'shorter'} run of {saved['epochs']} epochs, "
+                             f"given {meta['epochs']}: the one-cycle learning rate spans the whole run, so its state "
+                             "is not a step of a longer one; --extend continues a finished run with a new cycle for "
+                             "the extra epochs, or choose another --checkpoint")
+    differ = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, given {meta.get(k)!r}" for k in differ_keys)
+    raise ValueError(f"{path} is a checkpoint of another run: {differ}; choose another --checkpoint or delete it")
 
 
 def train(arch: Arch | str, settings: TrainSettings = TrainSettings(), *, data_dir=None,
-          checkpoint: str | os.PathLike | None = None, stop_after: int | None = None,
+          checkpoint: str | os.PathLike | None = None, stop_after: int | None = None, extend: bool = False,
           progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
     """Train the cell ``arch`` and evaluate it; returns ``{"arch", "settings", "epochs", "seconds" (of the training
     loop, this run), "loss",
     "params_init", "params", "running", "accuracy": {...}}`` (the accuracies of :func:`evaluate`).
 
-    With ``checkpoint`` the state is saved after every epoch and a matching checkpoint is resumed. ``stop_after``
+    With ``checkpoint`` the state is saved after every epoch and a matching checkpoint is resumed; with ``extend``
+    also a finished run of fewer epochs, continued with a new one-cycle schedule (module docstring; the result's
+    ``"schedule"``). ``stop_after``
     ends the run after that many epochs in total (as a kill would; the checkpoint stays). ``progress(epoch, loss)``
     is called after each epoch."""
     arch = as_arch(arch)
@@ -268,7 +293,8 @@ def train(arch: Arch | str, settings: TrainSettings = TrainSettings(), *, data_d
     meta = {"arch": arch.to_string(), **asdict(settings)}
     path = None if checkpoint is None else Path(checkpoint)
     if path is not None and path.exists():
-        state = _load(path, state, meta)
+        state, meta = _load(path, state, meta, extend)
+    cycles = tuple(meta["schedule"]) if "schedule" in meta else None
     start, loss = time.perf_counter(), float("nan")
     key = jax.random.PRNGKey(settings.seed)
     last = settings.epochs if stop_after is None else min(stop_after, settings.epochs)
@@ -279,7 +305,8 @@ def train(arch: Arch | str, settings: TrainSettings = TrainSettings(), *, data_d
         for i in range(steps_per_epoch):
             idx = order[i * settings.batch_size:(i + 1) * settings.batch_size]
             step_key = jax.random.fold_in(key, epoch * steps_per_epoch + i)
-            state, batch_loss = train_step(state, ops, x_train[idx], y_train[idx], step_key, settings, steps_per_epoch)
+            state, batch_loss = train_step(state, ops, x_train[idx], y_train[idx], step_key, settings, steps_per_epoch,
+                                           cycles)
             losses.append(batch_loss)
         state = {**state, "epoch": jnp.asarray(epoch + 1, jnp.int32)}
         loss = float(np.mean(losses))
@@ -290,7 +317,7 @@ def train(arch: Arch | str, settings: TrainSettings = TrainSettings(), *, data_d
     seconds = time.perf_counter() - start
     accuracy = evaluate(state, ops, x_test, y_test, settings) if int(state["epoch"]) == settings.epochs else {}
     return {"arch": arch.to_string(), "settings": asdict(settings), "epochs": int(state["epoch"]),
-            "seconds": seconds, "loss": loss, "params_init": initial, "params": state["params"],
+            "schedule": list(cycles or (settings.epochs,)), "seconds": seconds, "loss": loss, "params_init": initial, "params": state["params"],
             "running": state["running"], "accuracy": accuracy}
 
 

@@ -38,6 +38,7 @@ def test_space_show_and_list(capsys, data_dir):
     (["search", "--plot", "/sys/x.png", "--inputs", "random"], "--plot /sys/x.png cannot be written"),
     (["train", "1,1,1,1,1,1", "--checkpoint", "/sys/c.npz"], "--checkpoint /sys/c.npz cannot be written"),
     (["train", "1,1,1,1,1,1", "--lr", "-1"], "lr must be positive"),
+    (["train", "1,1,1,1,1,1", "--extend"], "--extend continues the run saved in --checkpoint; give its --checkpoint"),
     (["fit", "nowhere.csv", "--target", "residual", "--out", "/sys/p.json"], "--out /sys/p.json cannot be written"),
     (["space", "show", "15625"], "NB201 index 15625 is out of range"),
     (["score", "-1"], "NB201 index -1 is out of range"),

@@ -10,8 +10,8 @@ import pytest
 from ntkscore.cell.space import Arch
 from ntkscore.inputs import attack
 from ntkscore.kernels.pipeline import CellNetwork
-from ntkscore.train import (TrainSettings, _loss, augment, init_state, load_data, momentum_schedule, ntk_drift, train,
-                            train_step)
+from ntkscore.train import (TrainSettings, _loss, augment, init_state, load_data, momentum_schedule, ntk_drift,
+                            optimizer, train, train_step)
 
 ARCH = Arch.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
 OPS = jnp.asarray(ARCH.ops, jnp.int32)
@@ -73,8 +73,14 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     assert drift > 0.0 and ntk_drift(whole["params_init"], whole["params_init"], OPS, x, TINY) == 0.0
     with pytest.raises(ValueError, match=r"checkpoint of another run: beta: checkpoint 1\.0, given 0\.0"):
         train(ARCH, replace(TINY, beta=0.0), data_dir=data_dir, checkpoint=tmp_path / "part.npz")
-    with pytest.raises(ValueError, match="epochs: checkpoint 2, given 3 .the one-cycle learning rate spans"):
+    with pytest.raises(ValueError, match="a finished run of 2 epochs, given 3: the one-cycle learning rate spans"):
         train(ARCH, replace(TINY, epochs=3), data_dir=data_dir, checkpoint=tmp_path / "part.npz")
+    longer = train(ARCH, replace(TINY, epochs=3), data_dir=data_dir, checkpoint=tmp_path / "part.npz", extend=True)
+    assert longer["epochs"] == 3 and longer["schedule"] == [2, 3] and set(longer["accuracy"]) == set(whole["accuracy"])
+    assert not np.allclose(np.asarray(longer["params"]["stem"]["w"]), np.asarray(whole["params"]["stem"]["w"]))
+    again = train(ARCH, replace(TINY, epochs=3), data_dir=data_dir, checkpoint=tmp_path / "part.npz")  # finished
+    assert again["schedule"] == [2, 3] and again["accuracy"] == longer["accuracy"]
+    np.testing.assert_array_equal(np.asarray(again["params"]["stem"]["w"]), np.asarray(longer["params"]["stem"]["w"]))
 
 
 def test_bad_settings_are_refused():
@@ -94,6 +100,27 @@ def test_augmentation_is_a_zero_padded_crop_and_a_flip():
         assert any(np.array_equal(got, c) for c in candidates)
     outs = {np.asarray(augment(jax.random.PRNGKey(k), x)).tobytes() for k in range(20)}
     assert len(outs) > 5  # the crop and flip vary with the key
+
+
+def test_an_extension_restarts_the_one_cycle_schedule():
+    longer = replace(TINY, epochs=5)
+    hyper = lambda opt: {k: float(v) for k, v in opt[1].hyperparams.items()}  # noqa: E731
+    params = {"w": jnp.zeros(3)}
+    steps = 4  # per epoch
+    run, extended = optimizer(replace(TINY, epochs=3), steps), optimizer(longer, steps, (3, 5))
+    state_run, state_ext = run.init(params), extended.init(params)
+    for count in range(5 * steps):
+        _, state_ext = extended.update(params, state_ext, params)
+        if count < 3 * steps - 1:
+            _, state_run = run.update(params, state_run, params)
+            assert hyper(state_ext) == pytest.approx(hyper(state_run))  # the first cycle is the finished run's
+    new_run = optimizer(replace(TINY, epochs=2), steps)
+    _, fresh = new_run.update(params, new_run.init(params), params)  # the hyperparameters its first step used
+    restarted = extended.init(params)
+    for _ in range(3 * steps + 1):
+        _, restarted = extended.update(params, restarted, params)
+    assert hyper(restarted) == pytest.approx(hyper(fresh))  # the second cycle starts as a new run of 2 epochs
+    assert hyper(restarted)["learning_rate"] == pytest.approx(TINY.lr / 25)
 
 
 def test_momentum_cycles_as_onecycle():
