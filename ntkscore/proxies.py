@@ -1,4 +1,5 @@
-"""Four zero-cost proxies of an NB201 cell, natively in JAX (three as published, one a variant of MeCo).
+"""Zero-cost proxies of an NB201 cell, natively in JAX: NASWOT, jacob_cov, synflow and MeCo as published, and a
+variant of MeCo.
 
 They are not NTK quantities; each is computed here because it is related to the NTK at initialisation:
 
@@ -42,6 +43,16 @@ They are not NTK quantities; each is computed here because it is related to the 
   the copy under ``correlation/`` replaces the input by one Gaussian 64×64 image). A layer with at least as many channels as positions
   (``C_l ≥ H·W``, e.g. 32 channels on 4×4 at the default 16×16 input) has a singular ``P_l``: its ``λ_min`` is 0 up to
   float32 rounding (about ``1e-7``), so such layers add rounding noise of order ``1e-6``, not signal.
+* **MeCo as its code computes it** (``zc.meco_published``, :func:`meco_published`): the sum, over every module of
+  the PyTorch network MeCo scores (``correlation/foresight/models/nasbench2*.py``, hooked by
+  ``correlation/NAS_Bench_201.py`` with one training image, BN in train mode), of ``λ_min`` of the channel
+  correlation of that module's output for the image; here on the first image of the proxies' batch. Modules
+  whose output is a vector (the global pool, the classifier, the network, ``top``) and ``none`` edges give 0; a
+  ReLU-conv-BN counts its BN output three times (the wrapper, its ``Sequential``, the BN) and its convolution once
+  (with BN in train mode the two have the same correlation), its ReLU's output once; a pool edge twice; a skip
+  edge its input once; each cell its output, and each stage its last cell's output once more; a residual block
+  its output, its shortcut twice (``Sequential`` and 1×1 conv) and the shortcut's 2×2 pool; the stem its BN output
+  four times; the head ``BN`` once and the ``ReLU`` after it twice.
 
 Conventions where ours differ from the published tables (``../shared/data/zero_cost``, computed with PyTorch):
 BN statistics of the batch are held constant when differentiating (our NTK's convention, so each sample's
@@ -56,6 +67,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from .cell import network
 from .cell.conv import lax_conv
@@ -75,6 +87,53 @@ def channel_correlation_min_eigenvalue(features: jax.Array) -> jax.Array:
         return jnp.linalg.eigvalsh(z.T @ z)[0]
 
     return jax.vmap(one)(features)
+
+
+def _corr_min(z: jax.Array) -> jax.Array:
+    """``λ_min`` of the channel correlation of one image's module output ``z`` ``(1, H, W, C)``."""
+    return channel_correlation_min_eigenvalue(z)[0]
+
+
+def _edge_modules(op, x, y) -> jax.Array:
+    """The modules of one edge (op index ``op``, input ``x``, output ``y``): none, skip, conv 1×1, conv 3×3, pool."""
+    conv = lambda: _corr_min(jax.nn.relu(x)) + 4.0 * _corr_min(y)  # noqa: E731
+    return lax.switch(op, [lambda: jnp.zeros((), x.dtype), lambda: _corr_min(x), conv, conv,
+                           lambda: 2.0 * _corr_min(y)])
+
+
+def meco_published(params, ops, image: jax.Array, config: network.NetworkConfig) -> jax.Array:
+    """MeCo as its authors' code computes it (module docstring): ``Σ_modules λ_min(P(output))`` for one ``image``
+    ``(1, H, W, 3)``, BN on the image's own statistics."""
+    batch = network.NetworkConfig(**{**config.__dict__, "bn_mode": "batch"})
+    x = (image - jnp.asarray(config.mean, image.dtype)) / jnp.asarray(config.std, image.dtype)
+    h, _ = network._conv_bn_layer(params["stem"], x, None, batch)
+    total = 4.0 * _corr_min(h)
+    for stage in range(3):
+        cells = params["stages"][stage]
+        for c in range(config.cells_per_stage):
+            nodes, e = [h], 0
+            for target in (1, 2, 3):
+                acc = 0.0
+                for source in range(target):
+                    p_e = jax.tree.map(lambda a: a[c, e], cells)  # noqa: B023
+                    y, _ = network._edge(ops[e], nodes[source], p_e, None, batch)
+                    total = total + _edge_modules(ops[e], nodes[source], y)
+                    acc, e = acc + y, e + 1
+                nodes.append(acc)
+            h = nodes[3]
+            total = total + _corr_min(h)
+        total = total + _corr_min(h)  # the stage's Sequential: its last cell's output again
+        if stage < 2:
+            p = params["reductions"][stage]
+            a, _ = network._relu_conv_bn_layer(p["conv_a"], h, None, batch, stride=2)
+            b, _ = network._relu_conv_bn_layer(p["conv_b"], a, None, batch)
+            short, _ = network._shortcut_layer(p["shortcut"], h, None, batch)
+            pooled = lax.reduce_window(h, 0.0, lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+            total = total + _corr_min(jax.nn.relu(h)) + 4.0 * _corr_min(a) + _corr_min(jax.nn.relu(a)) + \
+                4.0 * _corr_min(b) + 2.0 * _corr_min(short) + _corr_min(pooled) + _corr_min(short + b)
+            h = short + b
+    normed, _ = network._batch_norm(h, params["head"]["scale"], params["head"]["bias"], None, batch)
+    return total + _corr_min(normed) + 2.0 * _corr_min(jax.nn.relu(normed))
 
 
 def pattern_agreements(pre: jax.Array) -> jax.Array:
@@ -227,18 +286,21 @@ def synflow(params, ops, config: network.NetworkConfig) -> float:
 
 @partial(jax.jit, static_argnames="config")
 def _float32_proxies(params, ops, x, config):
-    """The ReLU-input statistics and the input Jacobians: one compiled program."""
-    return relu_input_statistics(params, ops, x, config), input_jacobians(params, ops, x, config)
+    """The ReLU-input statistics, the input Jacobians and MeCo of the first image: one compiled program."""
+    return (relu_input_statistics(params, ops, x, config), input_jacobians(params, ops, x, config),
+            meco_published(params, ops, x[:1], config))
 
 
 def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, float]:
-    """``{"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco"}`` of one cell on the batch ``x`` (larger = better), and
+    """``{"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco", "zc.meco_published"}`` of one cell on the batch ``x``
+    (larger = better; MeCo's on its first image), and
     ``features.lambda_min`` ``Σ_l C_l λ_min(F_l F_lᵀ / tr F_l F_lᵀ)`` over the post-ReLU features of every ReLU layer
     (the per-layer feature Gram of the NTK family, :func:`feature_gram_min_eigenvalue`)."""
     ops = jnp.asarray(ops, jnp.int32)
-    relu, jacobians = _float32_proxies(params, ops, x, config)
+    relu, jacobians, meco = _float32_proxies(params, ops, x, config)
     return {"zc.naswot": naswot(relu["pattern_kernel"]),
             "zc.meco": float(relu["correlation"]),
+            "zc.meco_published": float(meco),
             "features.lambda_min": float(relu["feature_gram"]),
             "zc.jacov": jacov(jacobians),
             "zc.synflow": synflow(params, ops, config)}

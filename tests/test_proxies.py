@@ -1,3 +1,5 @@
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ from scipy.linalg import hadamard
 
 from ntkscore import proxies
 from ntkscore.cell import network
+from ntkscore.cell.conv import lax_conv
 from ntkscore.cell.space import OPS, Arch
 from ntkscore.scores.scorer import Scorer, ScoreSettings
 
@@ -97,6 +100,89 @@ def test_feature_gram_matches_recorded_relu_inputs(setup, arch):
         ref += pre.shape[-1] * (np.linalg.eigvalsh(gram / np.trace(gram))[0] if np.trace(gram) > 0 else 0.0)
     got = float(proxies.relu_input_statistics(params, ops, x, TINY)["feature_gram"])
     assert got == pytest.approx(ref, rel=1e-3, abs=1e-5)
+
+
+def _corr_min_reference(output) -> float:
+    """MeCo's hook on one module's output for one image: rows = channels (or the entries of a vector, one value
+    each), ``torch.corrcoef``'s NaN/inf set to 0, the smallest real part of the eigenvalues."""
+    o = np.asarray(output, np.float64)
+    rows = o.reshape(-1, o.shape[-1]).T if o.ndim == 3 else o.reshape(-1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a one-value row: NaN, as torch.corrcoef
+        corr = np.atleast_2d(np.corrcoef(rows))
+    corr[~np.isfinite(corr)] = 0.0
+    return float(np.min(np.real(np.linalg.eigvals(corr))))
+
+
+def meco_reference(params, arch: Arch, image, config) -> float:
+    """MeCo's code on the PyTorch module tree of its NB201 network (``nasbench2.py`` / ``nasbench2_ops.py``), each
+    module listed with its own output (the convolutions' before BN), run eagerly with Python control flow."""
+    batch = network.NetworkConfig(**{**config.__dict__, "bn_mode": "batch"})
+    bn = lambda z, p: network._batch_norm(z, p["scale"], p["bias"], None, batch)[0]  # noqa: E731
+    conv = lambda z, w, stride=1: lax_conv(z, w, stride)  # noqa: E731
+    relu = jax.nn.relu
+    x = (image - jnp.asarray(config.mean)) / jnp.asarray(config.std)
+    stem_conv = conv(x, params["stem"]["w"])
+    h = bn(stem_conv, params["stem"])
+    outputs = [stem_conv, h, h, h]  # stem.net.0 (Conv), stem.net.1 (BN), stem.net (Sequential), stem
+    for s in range(3):
+        for c in range(config.cells_per_stage):
+            nodes, e = [h], 0
+            for target in (1, 2, 3):
+                acc = 0.0
+                for source in range(target):
+                    p = jax.tree.map(lambda a: a[c, e], params["stages"][s])  # noqa: B023
+                    name, src = OPS[arch.ops[e]], nodes[source]
+                    if name == "none":
+                        y = jnp.zeros_like(src)
+                        outputs.append(y)  # Zero
+                    elif name == "skip_connect":
+                        y = src
+                        outputs.append(y)  # Identity
+                    elif name == "avg_pool_3x3":
+                        y = network._avg_pool_3x3(src)
+                        outputs += [y, y]  # POOLING, its AvgPool2d
+                    else:
+                        layer = p[name.replace("nor_", "").replace("_", "")]
+                        r = relu(src)
+                        pre = conv(r, layer["w"])
+                        y = bn(pre, layer)
+                        outputs += [r, pre, y, y, y]  # ReLU, Conv2d, BatchNorm2d, Sequential, ReLUConvBN
+                    acc, e = acc + y, e + 1
+                nodes.append(acc)
+            h = nodes[3]
+            outputs.append(h)  # SearchCell
+        outputs.append(h)  # stack_cell (Sequential)
+        if s < 2:
+            p = params["reductions"][s]
+            r = relu(h)
+            a_pre = conv(r, p["conv_a"]["w"], 2)
+            a = bn(a_pre, p["conv_a"])
+            r2 = relu(a)
+            b_pre = conv(r2, p["conv_b"]["w"])
+            b = bn(b_pre, p["conv_b"])
+            pooled = jax.lax.reduce_window(h, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+            short = conv(pooled, p["shortcut"])
+            outputs += [r, a_pre, a, a, a, r2, b_pre, b, b, b, pooled, short, short, short + b]
+            h = short + b
+    normed = bn(h, params["head"])
+    act = relu(normed)
+    features = act.mean((1, 2))
+    logits = features @ params["head"]["w"] + params["head"]["b"]
+    outputs += [normed, act, act]  # lastact.0 (BN), lastact.1 (ReLU), lastact (Sequential)
+    outputs += [features[:, None, None, :], features, logits, logits]  # global pool, top, classifier, network
+    return sum(_corr_min_reference(o[0]) for o in outputs)
+
+
+@pytest.mark.parametrize("arch", CELLS + [ALL_NONE])
+def test_meco_published_equals_the_module_tree_reference(setup, arch):
+    params, x = setup
+    a = Arch.from_string(arch)
+    got = float(jax.jit(proxies.meco_published, static_argnames="config")(
+        params, jnp.asarray(a.ops, jnp.int32), x[:1], TINY))
+    reference = meco_reference(params, a, x[:1], TINY)
+    assert got == pytest.approx(reference, rel=1e-4, abs=1e-4)
+    assert reference > 1.0  # the stem and the residual blocks give some in every cell: not a sum of zeros
 
 
 def test_channel_correlation_min_eigenvalue_closed_forms():
