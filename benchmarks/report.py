@@ -45,7 +45,8 @@ from ntkscore.study.benchmarks import canonical_keys  # noqa: E402
 
 FAMILY_RUNS = (
     ["--scores", "whole space, cheap settings=benchmarks/results/ntk_family_space.csv.gz",
-     "real shape=benchmarks/results/ntk_family_real.csv.gz"],
+     "real shape=benchmarks/results/ntk_family_real.csv.gz",
+     "default settings, 300 cells, version 0.7.0=benchmarks/results/ntk_family_v07.csv.gz"],
     ["--title", "NTK quantities at B = 16 and B = 64 on the same 500 cells (C8 N1 16×16)",
      "--out", "benchmarks/results/batch_size.md",
      "--scores", "B16=benchmarks/results/batch_size_b16.csv.gz", "B64=benchmarks/results/batch_size_b64.csv.gz"],
