@@ -275,12 +275,17 @@ def _synflow_total(params, ops, config):
     return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(_synflow_per_weight(params, ops, config)))
 
 
-def synflow(params, ops, config: network.NetworkConfig) -> float:
+def _call(fn, *args, **static):
+    return fn(*args, **static)
+
+
+def synflow(params, ops, config: network.NetworkConfig, run: Callable = _call) -> float:
     """``log Σ_w |w| · ∂R/∂w`` (:func:`synflow_per_weight`); ``log`` of the smallest positive float64 (−708)
-    when no path reaches the output."""
+    when no path reaches the output. ``run(fn, *args, **static)`` calls the compiled program (e.g. an
+    :class:`ntkscore.exported.Programs`)."""
     identity_bn = network.NetworkConfig(**{**config.__dict__, "bn_mode": "identity"})
     with jax.enable_x64(True):
-        total = float(_synflow_total(params, jnp.asarray(ops, jnp.int32), identity_bn))
+        total = float(run(_synflow_total, params, jnp.asarray(ops, jnp.int32), config=identity_bn))
     return float(np.log(max(total, np.finfo(np.float64).tiny)))
 
 
@@ -291,16 +296,18 @@ def _float32_proxies(params, ops, x, config):
             meco_published(params, ops, x[:1], config))
 
 
-def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig) -> dict[str, float]:
+def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig,
+                 run: Callable = _call) -> dict[str, float]:
     """``{"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco", "zc.meco_published"}`` of one cell on the batch ``x``
     (larger = better; MeCo's on its first image), and
     ``features.lambda_min`` ``Σ_l C_l λ_min(F_l F_lᵀ / tr F_l F_lᵀ)`` over the post-ReLU features of every ReLU layer
-    (the per-layer feature Gram of the NTK family, :func:`feature_gram_min_eigenvalue`)."""
+    (the per-layer feature Gram of the NTK family, :func:`feature_gram_min_eigenvalue`); ``run`` as in
+    :func:`synflow`."""
     ops = jnp.asarray(ops, jnp.int32)
-    relu, jacobians, meco = _float32_proxies(params, ops, x, config)
+    relu, jacobians, meco = run(_float32_proxies, params, ops, x, config=config)
     return {"zc.naswot": naswot(relu["pattern_kernel"]),
             "zc.meco": float(relu["correlation"]),
             "zc.meco_published": float(meco),
             "features.lambda_min": float(relu["feature_gram"]),
             "zc.jacov": jacov(jacobians),
-            "zc.synflow": synflow(params, ops, config)}
+            "zc.synflow": synflow(params, ops, config, run)}

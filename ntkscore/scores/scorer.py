@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import compilation_cache, proxies
+from .. import compilation_cache, exported, proxies
 from ..cell import cost, network
 from ..cell.space import OPS, Arch, as_arch
 from ..inputs import data, shipped
@@ -168,6 +168,7 @@ class Scorer:
                  predictors: Sequence[predictor_lib.Predictor] | None = None):
         if cache:
             compilation_cache.enable()
+        self._programs = exported.Programs(True if cache else None)
         self.settings = settings
         self.config = settings.network_config()
         self.predictors = tuple(predictor_lib.shipped_predictors() if predictors is None else predictors)
@@ -229,8 +230,8 @@ class Scorer:
             return {}, {}
         ops = jnp.asarray(arch.ops, jnp.int32)
         if self._layerwise:
-            out, family = pipeline.cell_kernels(self.params, ops, self.x, self.y, self._attack_key, self.settings,
-                                                self.config)
+            out, family = self._programs(pipeline.cell_kernels, self.params, ops, self.x, self.y, self._attack_key,
+                                         spec=self.settings, config=self.config)
             return ({n: np.asarray(k, np.float64) for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
                     jax.tree.map(lambda a: np.asarray(a, np.float64), family))
         if self.config.bn_mode == "batch":
@@ -243,8 +244,8 @@ class Scorer:
     def _kernels_of_batch(self, archs: Sequence[Arch]) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
         """One device step for up to ``arch_batch`` cells, padded with the first (one program for every batch)."""
         ops = np.asarray([a.ops for a in archs] + [archs[0].ops] * (self.arch_batch - len(archs)), np.int32)
-        out, family = pipeline.batched_cell_kernels(self.params, ops, self.x, self.y, self._attack_key,
-                                                    self.settings, self.config)
+        out, family = self._programs(pipeline.batched_cell_kernels, self.params, jnp.asarray(ops), self.x, self.y,
+                                     self._attack_key, spec=self.settings, config=self.config)
         out = [np.asarray(k, np.float64) for k in out]
         family = jax.tree.map(lambda a: np.asarray(a, np.float64), family)
         return [({n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
@@ -267,7 +268,7 @@ class Scorer:
                                                     min(self.settings.fisher_batch_size, self.settings.batch_size)))
             layers = {f"{k}.{q}": f[q] for k, f in family.items() for q in family_lib.LAYER_QUANTITIES}
         if self.settings.proxies:
-            metrics.update(proxies.proxy_scores(self.params, arch.ops, self.proxy_x, self.config))
+            metrics.update(proxies.proxy_scores(self.params, arch.ops, self.proxy_x, self.config, self._programs))
         metrics["params"] = float(cost.num_params(arch, self.config))
         metrics["multiply_adds"] = float(cost.multiply_adds(arch, self.config))
         metrics["flops"] = float(cost.flops(arch, self.config))

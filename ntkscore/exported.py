@@ -1,0 +1,90 @@
+"""Scoring programs kept across processes as ``jax.export`` artifacts, so that a new process does not trace them again.
+
+JAX's persistent compilation cache (:mod:`ntkscore.compilation_cache`) skips XLA's compilation in a new process, but
+not the tracing and lowering of the Python function that finds the cached program: for the default settings that
+is most of a warm first score (the network is traced once per program, each of its 18 edges a ``lax.switch``).
+:class:`Programs` calls a jitted function through its exported form instead: the first call with given static
+arguments and argument shapes traces it once, stores ``jax.export``'s serialized StableHLO under
+``<cache>/exported/`` and runs it; a later process deserializes it (no tracing) and compiles it (a cache hit).
+
+An artifact's name is a hash of everything its program depends on: the function, its static arguments, the
+structure, shapes and dtypes of its arguments, the matmul precision and ``jax_enable_x64`` in effect, the backend,
+the JAX version and the source of the installed ``ntkscore`` package (so an edited package never runs an old
+program). Where the cache is off (``NTKSCORE_CACHE=off``), or serialization is not available (it needs the
+``flatbuffers`` package), or an artifact cannot be written or read, the function is called as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+
+from . import compilation_cache
+
+SUFFIX = ".jaxexport"
+
+
+@cache
+def _package_source_hash() -> str:
+    """SHA-256 of every ``.py`` file of the installed package (path and content), computed once per process."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def artifact_key(fn: Callable, args: tuple, static: dict[str, Any]) -> str:
+    """The artifact name of ``fn(*args, **static)`` (module docstring: what it depends on)."""
+    leaves, tree = jax.tree.flatten(args)
+    shapes = [(tuple(getattr(a, "shape", ())), str(getattr(a, "dtype", type(a).__name__)),
+               bool(getattr(a, "weak_type", False))) for a in leaves]
+    parts = [getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn)), repr(sorted(static.items())),
+             str(tree), repr(shapes), str(jax.config.jax_default_matmul_precision), str(jax.config.jax_enable_x64),
+             jax.default_backend(), jax.__version__, _package_source_hash()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+class Programs:
+    """Calls jitted functions through their stored ``jax.export`` form (module docstring); ``directory`` defaults to
+    ``<cache>/exported`` of :func:`ntkscore.compilation_cache.cache_dir` (``None``: call every function as it is).
+    Each instance remembers the programs it loaded; one :class:`~ntkscore.Scorer` holds one."""
+
+    def __init__(self, directory: str | os.PathLike | None | bool = True):
+        if directory is True:
+            base = compilation_cache.cache_dir()
+            directory = None if base is None else base / "exported"
+        self.directory = None if directory in (None, False) else Path(directory)
+        self._loaded: dict[str, Callable] = {}
+
+    def __call__(self, fn: Callable, *args, **static):
+        """``fn(*args, **static)``, ``fn`` jitted with ``static``'s names as its static arguments."""
+        if self.directory is None:
+            return fn(*args, **static)
+        key = artifact_key(fn, args, static)
+        program = self._loaded.get(key)
+        if program is None:
+            program = self._load_or_export(fn, args, static, self.directory / f"{key}{SUFFIX}")
+            self._loaded[key] = program
+        return program(*args)
+
+    def _load_or_export(self, fn: Callable, args: tuple, static: dict[str, Any], path: Path) -> Callable:
+        try:
+            from jax import export
+            if path.exists():
+                exported = export.deserialize(bytearray(path.read_bytes()))
+            else:
+                exported = export.export(fn)(*args, **static)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(exported.serialize())
+                os.replace(tmp, path)
+        except Exception:  # no flatbuffers, an unwritable or unreadable file, a program export cannot serialize
+            return lambda *a: fn(*a, **static)
+        return jax.jit(exported.call)
