@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", nargs="+", help="score columns to plot (default: value, robustness, four more and "
                    "three baselines)")
     p.add_argument("--plot-metric", nargs="*", default=["val_pgd_8.0_acc"],
-                   help="metrics to plot against (none given: no plots)")
+                   help="metrics to plot against (default: val_pgd_8.0_acc; --plot-metric with no metric: no plots)")
     p.add_argument("--out-dir", default="runs/correlate", help="where tables and plots go")
     p.add_argument("--predictor", action="append", metavar="FILE",
                    help="apply a predictor file ('ntkscore fit') to the file's cells, as a column of its name")
