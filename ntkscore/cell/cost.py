@@ -3,8 +3,9 @@
 :func:`num_params` counts as NAS-Bench-201 counts: every parameter of the instantiated network (all non-``none``
 ops, including edges that cannot reach the cell output; BN γ and β, not running statistics).
 
-:func:`flops` counts as the published NB201 CIFAR-10 table of NAS-Bench-Suite-Zero does (its ``flops`` column,
-computed by NASLib with tensorwatch's ``ModelStats``, whose per-layer rules are torchstat's): per image,
+:func:`flops` counts as the published NB201 CIFAR-10 table of NAS-Bench-Suite-Zero does (its ``flops`` column; its
+values follow torchstat's per-layer rules, tensorwatch's ``compute_flops.py``, the counter NASLib's ``model_stats.py``
+wraps): per image,
 
 * a convolution: ``k² · C_in · C_out`` per output position (plus ``C_out`` per position with a bias; NB201 has none);
 * a BatchNorm: 2 per input element (affine); a ReLU: 1 per input element;
@@ -12,8 +13,8 @@ computed by NASLib with tensorwatch's ``ModelStats``, whose per-layer rules are 
   window bounds are inclusive);
 * the classifier: ``C_in · classes`` (its bias is not counted).
 
-It equals that table's ``flops`` on every one of its 9445 cells (``tests/test_network.py``). NB201's own API counts
-differently (xautodl's ``get_model_infos``: convolutions and the classifier only); :func:`multiply_adds` is the
+It equals that table's ``flops`` on every one of its 9445 cells (``tests/test_network.py``). NB201's own training code
+counts differently (xautodl's ``get_model_infos``: convolutions and the classifier only); :func:`multiply_adds` is the
 count the shipped predictors read.
 """
 
