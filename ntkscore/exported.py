@@ -11,14 +11,14 @@ An artifact's name is a hash of everything its program depends on: the function,
 structure, shapes and dtypes of its arguments, the matmul precision and ``jax_enable_x64`` in effect, the backend,
 the JAX version and the source of the installed ``ntkscore`` package (so an edited package never runs an old
 program). Where the cache is off (``NTKSCORE_CACHE=off``), or serialization is not available (it needs the
-``flatbuffers`` package), or an artifact cannot be written or read, the function is called as it is.
+``flatbuffers`` package), or an artifact cannot be written or read, the function is traced as usual.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,14 +65,32 @@ class Programs:
 
     def __call__(self, fn: Callable, *args, **static):
         """``fn(*args, **static)``, ``fn`` jitted with ``static``'s names as its static arguments."""
-        if self.directory is None:
-            return fn(*args, **static)
+        return self._program(fn, args, static)(*args)
+
+    def compile(self, fn: Callable, *args, **static) -> None:
+        """Load or compile the program of ``fn(*args, **static)`` without running it (a later call with arguments
+        of the same shapes runs it at once). Safe to call from several threads for different programs."""
+        program = self._program(fn, args, static)
+        if isinstance(program, jax.stages.Compiled):
+            return
+        if isinstance(program, partial):  # traced as usual: the jitted function with its static arguments
+            if not hasattr(program.func, "lower"):  # not a jitted function: it compiles when it runs
+                return
+            lowered = program.func.lower(*args, **program.keywords)
+        else:
+            lowered = program.lower(*args)
+        self._loaded[artifact_key(fn, args, static)] = lowered.compile()
+
+    def _program(self, fn: Callable, args: tuple, static: dict[str, Any]) -> Callable:
         key = artifact_key(fn, args, static)
         program = self._loaded.get(key)
         if program is None:
-            program = self._load_or_export(fn, args, static, self.directory / f"{key}{SUFFIX}")
+            if self.directory is None:
+                program = _traced(fn, static)
+            else:
+                program = self._load_or_export(fn, args, static, self.directory / f"{key}{SUFFIX}")
             self._loaded[key] = program
-        return program(*args)
+        return program
 
     def _load_or_export(self, fn: Callable, args: tuple, static: dict[str, Any], path: Path) -> Callable:
         try:
@@ -86,5 +104,10 @@ class Programs:
                 tmp.write_bytes(exported.serialize())
                 os.replace(tmp, path)
         except Exception:  # no flatbuffers, an unwritable or unreadable file, a program export cannot serialize
-            return lambda *a: fn(*a, **static)
+            return _traced(fn, static)
         return jax.jit(exported.call)
+
+
+def _traced(fn: Callable, static: dict[str, Any]) -> partial:
+    """The jitted ``fn`` with ``static`` bound, traced as usual."""
+    return partial(fn, **static)

@@ -270,6 +270,10 @@ def _synflow_per_weight(params, ops, config):
         lambda path, w, g: w * g if _is_weight(path) else jnp.zeros_like(w), positive, grads)
 
 
+def _identity_bn(config: network.NetworkConfig) -> network.NetworkConfig:
+    return network.NetworkConfig(**{**config.__dict__, "bn_mode": "identity"})
+
+
 @partial(jax.jit, static_argnames="config")
 def _synflow_total(params, ops, config):
     return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(_synflow_per_weight(params, ops, config)))
@@ -283,9 +287,8 @@ def synflow(params, ops, config: network.NetworkConfig, run: Callable = _call) -
     """``log Σ_w |w| · ∂R/∂w`` (:func:`synflow_per_weight`); ``log`` of the smallest positive float64 (−708)
     when no path reaches the output. ``run(fn, *args, **static)`` calls the compiled program (e.g. an
     :class:`ntkscore.exported.Programs`)."""
-    identity_bn = network.NetworkConfig(**{**config.__dict__, "bn_mode": "identity"})
     with jax.enable_x64(True):
-        total = float(run(_synflow_total, params, jnp.asarray(ops, jnp.int32), config=identity_bn))
+        total = float(run(_synflow_total, params, jnp.asarray(ops, jnp.int32), config=_identity_bn(config)))
     return float(np.log(max(total, np.finfo(np.float64).tiny)))
 
 
@@ -294,6 +297,15 @@ def _float32_proxies(params, ops, x, config):
     """The ReLU-input statistics, the input Jacobians and MeCo of the first image: one compiled program."""
     return (relu_input_statistics(params, ops, x, config), input_jacobians(params, ops, x, config),
             meco_published(params, ops, x[:1], config))
+
+
+def compile_programs(params, ops, x: jax.Array, config: network.NetworkConfig, programs) -> None:
+    """Load or compile, without running them, the programs :func:`proxy_scores` runs through ``programs`` (an
+    :class:`ntkscore.exported.Programs`) for these argument shapes."""
+    ops = jnp.asarray(ops, jnp.int32)
+    programs.compile(_float32_proxies, params, ops, x, config=config)
+    with jax.enable_x64(True):
+        programs.compile(_synflow_total, params, ops, config=_identity_bn(config))
 
 
 def proxy_scores(params, ops, x: jax.Array, config: network.NetworkConfig,

@@ -47,11 +47,22 @@ def test_space_show_and_list(capsys, data_dir):
     (["score", "--input-size", "64"], "larger than cifar10's 32×32 images"),
     (["score", "--channels", "100000"], "needs at least"),
     (["score", "--dataset", "ImageNet16-120", "--data", "."], "ntkscore data convert ImageNet16-120"),
+    (["search", "--benchmark", "--data", ".", "--inputs", "random"], "--benchmark needs"),
 ])
 def test_errors_are_one_clear_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("ntkscore: error:") and message in err and "Traceback" not in err
+
+
+def test_a_long_attack_says_before_it_starts_that_it_prints_nothing_until_a_cell_is_done(capsys):
+    from ntkscore.cli import build_parser
+    from ntkscore.commands import settings_of
+
+    assert settings_of(build_parser().parse_args(["score", "--steps", "100000"])).steps == 100000
+    assert "PGD with 100000 steps (7 by default)" in capsys.readouterr().err
+    settings_of(build_parser().parse_args(["score", "--steps", "70"]))
+    assert capsys.readouterr().err == ""
 
 
 def test_score_json(capsys):

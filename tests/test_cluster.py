@@ -83,9 +83,9 @@ def test_the_driver_killed_and_rerun_resumes(tmp_path, single_process):
                "--archs", str(archs), "--out", str(out), "--channels", "4", "--cells-per-stage", "1",
                "--input-size", "8", "--inputs", "random", "--batch-size", "4", "--steps", "1", "--kernels", "robust",
                "--no-proxies", "--no-family"]
-    env = {**os.environ, "NTKSCORE_CACHE": str(tmp_path / "xla")}  # cold for the first run, which is killed mid-way
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    # the session's compilation cache: single_process stored these programs, and each Ray worker loads them (with
+    # 16 cells in chunks of 2, the driver is killed after the first chunk's rows, seven chunks before the end)
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
         time.sleep(0.02)
@@ -93,7 +93,7 @@ def test_the_driver_killed_and_rerun_resumes(tmp_path, single_process):
     driver.wait()
     written = len(finished(out)[1])
     assert 1 <= written < len(CELLS), written
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{len(CELLS) - written} new cells scored" in done.stdout
     got = table(out)

@@ -66,3 +66,28 @@ def test_scores_through_artifacts_equal_the_traced_programs():
     assert set(loaded) == set(traced)
     for name, value in traced.items():
         assert loaded[name] == pytest.approx(value, rel=1e-5, abs=1e-9), name
+
+
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_program_compiled_ahead_runs_without_tracing_again(tmp_path, stored):
+    traces = []
+
+    @partial(jax.jit, static_argnames="power")
+    def counted(x, power: int):
+        traces.append(power)
+        return jnp.sort(x) ** power
+
+    x = jnp.array([3.0, 1.0, 2.0])
+    programs = exported.Programs(tmp_path if stored else None)
+    programs.compile(counted, x, power=2)
+    compiled = programs._loaded[exported.artifact_key(counted, (x,), {"power": 2})]
+    assert isinstance(compiled, jax.stages.Compiled) and traces == [2]
+    programs.compile(counted, x, power=2)  # compiling again keeps the compiled program
+    assert programs._loaded[exported.artifact_key(counted, (x,), {"power": 2})] is compiled
+    np.testing.assert_allclose(np.asarray(programs(counted, x, power=2)), [1.0, 4.0, 9.0])
+    assert traces == [2]
+    if stored:  # a new process's view: the artifact is loaded and compiled, not traced
+        exported.Programs(tmp_path).compile(counted, x, power=2)
+        assert traces == [2]

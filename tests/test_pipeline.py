@@ -1,15 +1,14 @@
 """The fused per-cell program and its architecture-batched (vmap over cells) form: same kernels, one compilation."""
 
-import jax
-import numpy as np
 import pytest
-from conftest import TINY, TINY_SETTINGS, compilations
+from conftest import TINY_SETTINGS, compilations
 from test_layerwise import CELLS
 from test_ntk import _rel
 
 from ntkscore.cell import network
 from ntkscore.cell.space import Arch
 from ntkscore.kernels import pipeline
+from ntkscore.kernels.precision import scoring_precision
 from ntkscore.scores.scorer import Scorer, ScoreSettings
 from ntkscore.study.rank import rank
 
@@ -17,30 +16,31 @@ SPEC = ScoreSettings(**TINY_SETTINGS)
 
 
 @pytest.fixture(scope="module")
-def setup():
-    params = network.init(jax.random.PRNGKey(0), TINY)
-    kx, ky, kk = jax.random.split(jax.random.PRNGKey(1), 3)
-    x = jax.random.uniform(kx, (5, 8, 8, 3))
-    y = jax.random.randint(ky, (5,), 0, 10)
-    return params, x, y, kk
+def scorers():
+    """One cell per step and three per step, with the same weights and batch; every test here shares their programs
+    (the single-cell one is the one every test of :data:`TINY_SETTINGS` runs)."""
+    return Scorer(SPEC, arch_batch=1), Scorer(SPEC, arch_batch=3)
 
 
-def test_batched_kernels_equal_one_cell_at_a_time(setup):
-    """vmap over cells (every branch evaluated, unselected ones with zero cotangents) changes no kernel."""
-    params, x, y, key = setup
-    ops = np.asarray([Arch.from_string(a).ops for a in CELLS], np.int32)
-    batched, family = pipeline.batched_cell_kernels(params, ops, x, y, key, SPEC, TINY)
-    assert len(batched) == 5 and batched[0].shape == (len(CELLS), len(network.GROUPS), 5, 5) and family == {}
-    for i, row in enumerate(ops):
-        single, _ = pipeline.cell_kernels(params, row, x, y, key, SPEC, TINY)
-        for name, a, b in zip(pipeline.KERNEL_SETS["all"], batched, single):
-            assert _rel(np.asarray(a[i]), np.asarray(b)) < 1e-5, (CELLS[i], name)
+def test_batched_kernels_equal_one_cell_at_a_time(scorers):
+    """vmap over cells (every branch evaluated, unselected ones with zero cotangents) changes no kernel: a step of
+    three cells, then one cell padded to three."""
+    single, batched = scorers
+    archs = [Arch.from_string(a) for a in CELLS]
+    with scoring_precision():  # as a Scorer runs them
+        got = batched._kernels_of_batch(archs[:3]) + batched._kernels_of_batch(archs[3:])
+        expected = [single._kernels_of_cell(arch)[0] for arch in archs]
+    assert len(got) == len(CELLS)
+    for arch, (kernels, family), expected in zip(archs, got, expected):
+        assert family == {} and set(kernels) == set(pipeline.KERNEL_SETS["all"])
+        assert kernels["K"].shape == (len(network.GROUPS), SPEC.batch_size, SPEC.batch_size)
+        for name in pipeline.KERNEL_SETS["all"]:
+            assert _rel(kernels[name], expected[name]) < 1e-5, (arch.to_string(), name)
 
 
-def test_score_many_matches_single_cell_scores_with_one_compilation():
+def test_score_many_matches_single_cell_scores_with_one_compilation(scorers):
+    single, batched = scorers
     cells = CELLS + ["|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|skip_connect~2|"]
-    single = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=1)
-    batched = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=3)
     batched.score_many(cells[:1])  # compile the (padded) batch program once
     with compilations() as compiles:
         many = batched.score_many(cells)  # two steps: 3 cells, then 2 padded to 3
@@ -54,8 +54,8 @@ def test_score_many_matches_single_cell_scores_with_one_compilation():
         assert got.seconds > 0
 
 
-def test_rank_sends_cells_in_device_steps_and_resumes(tmp_path):
-    scorer = Scorer(ScoreSettings(**TINY_SETTINGS), arch_batch=2)
+def test_rank_sends_cells_in_device_steps_and_resumes(tmp_path, scorers):
+    scorer = scorers[1]
     archs = [Arch.from_string(a) for a in CELLS]
     out = tmp_path / "scores.csv"
     assert sum(r is not None for r in rank(archs[:3], scorer, out)) == 3

@@ -30,7 +30,7 @@ def test_one_step_lowers_the_loss(batch, attack_bn):
     """The reported loss is the objective on the batch, augmented and attacked as the step says (the attack with the
     running BN statistics in eval mode, or the batch's own)."""
     x, y = batch
-    settings = replace(TINY, beta=0.5, lr=0.5, attack_bn=attack_bn)
+    settings = replace(TINY, attack_bn=attack_bn)  # TINY itself for "eval": the program the other tests compile
     state = init_state(ARCH, settings, 2)
     key = jax.random.PRNGKey(1)
     k_augment, k_attack = jax.random.split(key)
@@ -39,9 +39,9 @@ def test_one_step_lowers_the_loss(batch, attack_bn):
     x_adv = attack.pgd(CellNetwork(settings.network_config("batch"), input_gradients_only=True), state["params"], x, y,
                        ctx, k_attack, settings.eps, settings.step_size, settings.steps)
     config = settings.network_config()
-    before = _loss(state["params"], OPS, x, x_adv, y, 0.5, config)[0]
+    before = _loss(state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
     after_state, reported = train_step(state, OPS, batch[0], y, key, settings, 2)
-    after = _loss(after_state["params"], OPS, x, x_adv, y, 0.5, config)[0]
+    after = _loss(after_state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
     assert float(reported) == pytest.approx(float(before), rel=1e-5) and float(after) < float(before)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -169,6 +170,7 @@ class Scorer:
         if cache:
             compilation_cache.enable()
         self._programs = exported.Programs(True if cache else None)
+        self._compiled = False
         self.settings = settings
         self.config = settings.network_config()
         self.predictors = tuple(predictor_lib.shipped_predictors() if predictors is None else predictors)
@@ -251,6 +253,27 @@ class Scorer:
         return [({n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
                  jax.tree.map(lambda a: a[i], family)) for i in range(len(archs))]
 
+    def _compile(self, arch: Arch) -> None:
+        """Load (or compile) the single-cell kernel program and the zero-cost programs at once, on two threads: the
+        programs are independent, and loading them from the cache is most of a new process's first call. Only
+        compilation runs concurrently; the programs run one after the other (two XLA:CPU programs executing at
+        once on a 2-core pool can deadlock)."""
+        ops = jnp.asarray(arch.ops, jnp.int32)
+
+        def zero_cost():
+            with scoring_precision():  # JAX's configuration contexts are thread-local
+                proxies.compile_programs(self.params, ops, self.proxy_x, self.config, self._programs)
+
+        with ThreadPoolExecutor(1) as pool:
+            done = pool.submit(zero_cost) if self.settings.proxies else None
+            if self._layerwise and self.settings.kernels != "none":
+                with scoring_precision():
+                    self._programs.compile(pipeline.cell_kernels, self.params, ops, self.x, self.y,
+                                           self._attack_key, spec=self.settings, config=self.config)
+            if done is not None:
+                done.result()
+        self._compiled = True
+
     def _score(self, arch: Arch, kernels: Mapping[str, np.ndarray], family: Mapping[str, Any]) -> Score:
         grouped = {n: k for n, k in kernels.items() if k.ndim == 3}
         kernels = {n: k.sum(0) if k.ndim == 3 else k for n, k in kernels.items()}
@@ -284,6 +307,8 @@ class Scorer:
         """Score one cell (the single-cell program, whatever ``arch_batch`` is)."""
         arch = as_arch(arch)
         start = time.perf_counter()
+        if not self._compiled:
+            self._compile(arch)
         with scoring_precision():
             kernels, family = self._kernels_of_cell(arch)
             result = self._score(arch, kernels, family)
