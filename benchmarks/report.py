@@ -15,8 +15,9 @@ Runs, in order, and writes to ``benchmarks/results/``:
    cells;
 4. the search study's and the Ray timing's recorded tables (``search.csv`` by ``search.py``, ``ray_speed.json`` by
    ``ray_speed.py``), the comparison with the PyTorch peers (``peer_speed.md`` by ``peer_speed.py``,
-   ``ntk_float64.md`` by ``ntk_float64.py``) and the speed tables recorded by ``speed.py`` (``speed*.json``): runs
-   that time a machine are not re-run here; each table names its command and machine;
+   ``ntk_float64.md`` by ``ntk_float64.py``), the speed tables recorded by ``speed.py`` (``speed*.json``) and
+   ``first_call.py``, and the rounding check of ``rounding.py`` (``rounding.md``): runs that time a machine or
+   score cells are not re-run here; each table names its command and machine;
 
 and assembles ``REPORT.md``: the headline tables, each with the command that made it, and links to the full reports.
 """
@@ -242,6 +243,8 @@ def main(argv=None) -> int:
         *speed_tables(),
         "## Time to a first number", "",
         *recorded("first_call"), "",
+        "## Float32 rounding", "",
+        *recorded("rounding"), "",
     ]
     (RESULTS / "REPORT.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'REPORT.md'}")
