@@ -65,12 +65,12 @@ class Programs:
 
     def __call__(self, fn: Callable, *args, **static):
         """``fn(*args, **static)``, ``fn`` jitted with ``static``'s names as its static arguments."""
-        return self._program(fn, args, static)(*args)
+        return self._program(fn, args, static)[1](*args)
 
     def compile(self, fn: Callable, *args, **static) -> None:
         """Load or compile the program of ``fn(*args, **static)`` without running it (a later call with arguments
         of the same shapes runs it at once). Safe to call from several threads for different programs."""
-        program = self._program(fn, args, static)
+        key, program = self._program(fn, args, static)
         if isinstance(program, jax.stages.Compiled):
             return
         if isinstance(program, partial):  # traced as usual: the jitted function with its static arguments
@@ -79,9 +79,10 @@ class Programs:
             lowered = program.func.lower(*args, **program.keywords)
         else:
             lowered = program.lower(*args)
-        self._loaded[artifact_key(fn, args, static)] = lowered.compile()
+        self._loaded[key] = lowered.compile()
 
-    def _program(self, fn: Callable, args: tuple, static: dict[str, Any]) -> Callable:
+    def _program(self, fn: Callable, args: tuple, static: dict[str, Any]) -> tuple[str, Callable]:
+        """The artifact key of ``fn(*args, **static)`` and its program: compiled, loaded or traced as usual."""
         key = artifact_key(fn, args, static)
         program = self._loaded.get(key)
         if program is None:
@@ -90,7 +91,7 @@ class Programs:
             else:
                 program = self._load_or_export(fn, args, static, self.directory / f"{key}{SUFFIX}")
             self._loaded[key] = program
-        return program
+        return key, program
 
     def _load_or_export(self, fn: Callable, args: tuple, static: dict[str, Any], path: Path) -> Callable:
         try:

@@ -257,7 +257,7 @@ class Scorer:
         """Load (or compile) the single-cell kernel program and the zero-cost programs at once, on two threads: the
         programs are independent, and loading them from the cache is most of a new process's first call. Only
         compilation runs concurrently; the programs run one after the other (two XLA:CPU programs executing at
-        once on a 2-core pool can deadlock)."""
+        once hung on a 2-core CPU)."""
         ops = jnp.asarray(arch.ops, jnp.int32)
 
         def zero_cost():
