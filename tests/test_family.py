@@ -17,6 +17,9 @@ from ntkscore.kernels import family, layerwise
 from ntkscore.scores.scorer import Scorer, ScoreSettings
 
 K = TINY.num_classes
+apply = jax.jit(network.apply, static_argnames="config")  # one program for every cell (ops are data)
+family_lanes = jax.jit(layerwise.family_lanes, static_argnames="config")
+softmax_weighted_kernel = jax.jit(layerwise.softmax_weighted_kernel, static_argnames="config")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def reference():
         ops = jnp.asarray(Arch.from_string(arch).ops, jnp.int32)
         stats = network.batch_statistics(params, ops, x, TINY)
         jac = np.asarray(_cell_jacobian(params, ops, x, stats), np.float64).reshape(5, K, -1)
-        logits = np.asarray(network.apply(params, ops, x, TINY, stats), np.float64)
+        logits = np.asarray(apply(params, ops, x, TINY, stats), np.float64)
         cells[arch] = (ops, stats, jac, logits)
     return params, x, y, cells
 
@@ -68,7 +71,7 @@ def test_layer_kernels_sum_and_loss_kernels_equal_explicit_jacobian(reference, a
     params, x, y, cells = reference
     ops, stats, jac, logits = cells[arch]
     layers, k_sum, k_sum_all, k_loss = (np.asarray(a, np.float64) for a in
-                                        layerwise.family_lanes(params, ops, [x], [stats], y, TINY))
+                                        family_lanes(params, ops, [x], [stats], y, TINY))
     whole = np.einsum("iap,jap->ij", jac, jac)
     assert _rel(layers.sum(0), whole) < 1e-5
     paths = network.layer_paths(TINY)
@@ -94,7 +97,7 @@ def test_fisher_spectrum_equals_the_explicit_fisher(reference, arch):
     params, x, y, cells = reference
     ops, stats, jac, logits = cells[arch]
     m = 3
-    got = family.fisher_spectrum(layerwise.softmax_weighted_kernel(params, ops, x[:m], stats, TINY), m, K)
+    got = family.fisher_spectrum(softmax_weighted_kernel(params, ops, x[:m], stats, TINY), m, K)
     p = _softmax(logits[:m])
     cov = np.stack([np.diag(q) - np.outer(q, q) for q in p])
     size = jac.shape[-1]

@@ -19,6 +19,9 @@ TINY = TrainSettings(epochs=2, batch_size=32, channels=4, cells_per_stage=1, inp
                      test_images=20, steps=2, eval_steps=2, apgd_steps=3)
 
 
+loss = jax.jit(_loss, static_argnames=("beta", "config"))  # as train_step runs it: one program, not op by op
+
+
 @pytest.fixture(scope="module")
 def batch(data_dir):
     x, y, _, _ = load_data(TINY, data_dir)
@@ -39,9 +42,9 @@ def test_one_step_lowers_the_loss(batch, attack_bn):
     x_adv = attack.pgd(CellNetwork(settings.network_config("batch"), input_gradients_only=True), state["params"], x, y,
                        ctx, k_attack, settings.eps, settings.step_size, settings.steps)
     config = settings.network_config()
-    before = _loss(state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
+    before = loss(state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
     after_state, reported = train_step(state, OPS, batch[0], y, key, settings, 2)
-    after = _loss(after_state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
+    after = loss(after_state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
     assert float(reported) == pytest.approx(float(before), rel=1e-5) and float(after) < float(before)
 
 
