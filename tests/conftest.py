@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = NetworkConfig(channels=4, cells_per_stage=1, input_size=8)
 TINY_SETTINGS = dict(channels=4, cells_per_stage=1, input_size=8, inputs="random", batch_size=6, steps=2, kernels="all",
                      family=False)
+FEWEST_SETTINGS = dict(TINY_SETTINGS, batch_size=4, steps=1, kernels="robust", proxies=False)
+"""The fewest, smallest programs (the attacked kernels, no zero-cost pass), for tests of what is done with scores,
+not of the scores: the cluster, resume and artifact tests share their compiled programs."""
 
 
 def pytest_configure(config):
@@ -27,6 +30,33 @@ def pytest_configure(config):
         path = tempfile.mkdtemp(prefix="ntkscore-test-xla-")
         os.environ["NTKSCORE_CACHE"] = path
         atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
+MODULE_SECONDS = {"test_train.py": 130, "test_layerwise.py": 120, "test_notebook.py": 85, "test_family.py": 84,
+                  "test_proxies.py": 71, "test_cluster.py": 70, "test_cli.py": 67, "test_score.py": 52,
+                  "test_network.py": 44, "test_pipeline.py": 44, "test_ntk.py": 39, "test_exported.py": 30,
+                  "test_precision.py": 28, "test_model.py": 28, "test_rank.py": 25, "test_search.py": 20}
+"""Seconds each module's tests took on two xdist workers on a 2-core CPU (``-p`` of a per-test timer; modules not
+listed take a few seconds): a scheduling hint, not an expectation."""
+FIRST = "test_cli.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Orders the modules in two lanes of about equal time, each longest first: pytest-xdist's ``worksteal`` gives
+    each worker one half of the collection and lets an idle worker take the *end* of the other's queue, so the
+    long modules start at once and the short ones fill the end. A module's tests keep their order (and share
+    their module fixtures); every worker computes the same order. ``FIRST`` starts its lane."""
+    modules = list(dict.fromkeys(item.path.name for item in items))
+    lanes, load = ([], []), [0.0, 0.0]
+    for module in sorted(modules, key=lambda m: -MODULE_SECONDS.get(m, 2)):
+        lane = 0 if load[0] <= load[1] else 1
+        lanes[lane].append(module)
+        load[lane] += MODULE_SECONDS.get(module, 2)
+    for lane in lanes:  # its first test compiles the tiny settings' programs that most modules then load
+        if FIRST in lane:
+            lane.insert(0, lane.pop(lane.index(FIRST)))
+    rank = {module: i for i, module in enumerate(lanes[0] + lanes[1])}
+    items.sort(key=lambda item: rank[item.path.name])
 
 
 @pytest.fixture(scope="session")

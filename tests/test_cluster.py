@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import TINY_SETTINGS
+from conftest import FEWEST_SETTINGS
 
 from ntkscore import Scorer, ScoreSettings
 from ntkscore.study.rank import finished, rank, select_archs
@@ -17,8 +17,7 @@ from ntkscore.study.rank import finished, rank, select_archs
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-SETTINGS = ScoreSettings(**{**TINY_SETTINGS, "batch_size": 4, "steps": 1, "kernels": "robust", "proxies": False})
-"""Few compiled programs (every worker compiles its own): the attacked kernels, no zero-cost pass."""
+SETTINGS = ScoreSettings(**FEWEST_SETTINGS)
 CELLS = select_archs(sample=16, seed=3)
 VOLATILE = ("seconds",)
 

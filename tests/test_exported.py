@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_SETTINGS
+from conftest import FEWEST_SETTINGS
 
 from ntkscore import ScoreSettings, Scorer, exported
 
@@ -58,7 +58,7 @@ def test_a_damaged_artifact_or_no_directory_calls_the_function(tmp_path):
 
 
 def test_scores_through_artifacts_equal_the_traced_programs():
-    settings = ScoreSettings(**{**TINY_SETTINGS, "kernels": "robust", "proxies": False})
+    settings = ScoreSettings(**FEWEST_SETTINGS)
     cell = "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
     through = Scorer(settings)
     assert through._programs.directory is not None

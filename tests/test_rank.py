@@ -98,27 +98,27 @@ def test_expand_to_all_indices():
 
 @pytest.mark.slow
 def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path):
+    cells = [a.to_string() for a in select_archs(sample=16, seed=3)]
     archs = tmp_path / "archs.txt"
-    archs.write_text("\n".join(CELLS) + "\n")
+    archs.write_text("\n".join(cells) + "\n")
     out = tmp_path / "scores.csv"
     cmd = [sys.executable, "-m", "ntkscore.cli", "rank", "--archs", str(archs), "--out", str(out), "--channels", "4",
-           "--cells", "1", "--batch-size", "4", "--steps", "1", "--inputs", "random", "--kernels", "robust",
-           "--no-family", "--no-proxies"]  # the fewest programs: what is tested is the file, not the scores
-    env = {**os.environ, "NTKSCORE_CACHE": str(tmp_path / "xla")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "--cells", "1", "--input-size", "8", "--batch-size", "4", "--steps", "1", "--inputs", "random",
+           "--kernels", "robust", "--no-family", "--no-proxies"]  # FEWEST_SETTINGS: programs other tests share
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:
         if out.exists() and out.read_text().count("\n") >= 3:  # header + at least two rows
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     rows_before = pd.read_csv(out)
-    assert 2 <= len(rows_before) < len(CELLS)
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert 2 <= len(rows_before) < len(cells)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     final = pd.read_csv(out)
-    assert sorted(final["arch"]) == sorted(CELLS) and final["arch"].is_unique
+    assert sorted(final["arch"]) == sorted(cells) and final["arch"].is_unique
     assert list(final["arch"][: len(rows_before)]) == list(rows_before["arch"])
     assert (final["setting.batch_size"] == 4).all()
     # the shipped scores belong to the default settings: here they are absent, and said so once, not guessed
