@@ -16,8 +16,8 @@ Runs, in order, and writes to ``benchmarks/results/``:
 4. the search study's and the Ray timing's recorded tables (``search.csv`` by ``search.py``, ``ray_speed.json`` by
    ``ray_speed.py``), the comparison with the PyTorch peers (``peer_speed.md`` by ``peer_speed.py``,
    ``ntk_float64.md`` by ``ntk_float64.py``), the speed tables recorded by ``speed.py`` (``speed*.json``) and
-   ``first_call.py``, and the rounding check of ``rounding.py`` (``rounding.md``): runs that time a machine or
-   score cells are not re-run here; each table names its command and machine;
+   ``first_call.py`` and ``cpu_fusions.py``, and the rounding check of ``rounding.py`` (``rounding.md``): runs that
+   time a machine or score cells are not re-run here; each table names its command and machine;
 
 and assembles ``REPORT.md``: the headline tables, each with the command that made it, and links to the full reports.
 """
@@ -243,6 +243,8 @@ def main(argv=None) -> int:
         *speed_tables(),
         "## Time to a first number", "",
         *recorded("first_call"), "",
+        "### XLA:CPU library fusions", "",
+        *recorded("cpu_fusions"), "",
         "## Float32 rounding", "",
         *recorded("rounding"), "",
     ]
