@@ -36,7 +36,7 @@ MODULE_SECONDS = {"test_train.py": 130, "test_layerwise.py": 120, "test_notebook
                   "test_proxies.py": 71, "test_cluster.py": 70, "test_cli.py": 67, "test_score.py": 52,
                   "test_network.py": 44, "test_pipeline.py": 44, "test_ntk.py": 39, "test_exported.py": 30,
                   "test_precision.py": 28, "test_model.py": 28, "test_rank.py": 25, "test_search.py": 20}
-"""Seconds each module's tests took on two xdist workers on a 2-core CPU (``-p`` of a per-test timer; modules not
+"""Seconds each module's tests took in one run on two xdist workers on a 2-core CPU, timed per test (modules not
 listed take a few seconds): a scheduling hint, not an expectation."""
 FIRST = "test_cli.py"
 
