@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -157,6 +159,13 @@ def test_ray_flag_without_ray_says_how_to_install(capsys, monkeypatch, tmp_path)
     argv = ["rank", "--ray", "--sample", "2", "--out", str(tmp_path / "s.csv"), *TINY_ARGS]
     assert main(argv) == 2
     assert "pip install 'ntkscore[ray]'" in capsys.readouterr().err
+
+
+def test_import_leaves_out_scipy_stats():
+    """``import ntkscore`` and the CLI's startup do not import scipy.stats (about 0.5 s), which scoring does not use;
+    the study functions that do import it when they run."""
+    code = "import sys, ntkscore, ntkscore.cli; assert 'scipy.stats' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_data_where_says_where_it_looked(capsys, monkeypatch, tmp_path):

@@ -16,7 +16,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau
 
 from .. import __version__
 from ..cell.space import NUM_EDGES, OPS, Arch
@@ -130,6 +129,8 @@ def cross_validated(x: np.ndarray, target, folds: int = 5, seed: int = 0,
 def quality(score, target, fractions=(0.01, 0.05)) -> dict[str, float]:
     """Kendall τ, top-k precision for each fraction, the top-1 pick's regret (best target − the pick's target) and
     the best of the top-5 picks' regret, in the target's units."""
+    from scipy.stats import kendalltau  # here: scipy.stats takes ~0.5 s to import; scoring needs none
+
     s, t = np.asarray(score, np.float64), np.asarray(target, np.float64)
     order = np.argsort(-s, kind="stable")
     out = {"tau": float(kendalltau(s, t).statistic)}
