@@ -71,7 +71,7 @@ from jax import lax
 
 from .cell import network
 from .cell.conv import lax_conv
-from .kernels import theory
+from .kernels import eigen, theory
 
 JACOV_K = 1e-5
 
@@ -79,14 +79,14 @@ JACOV_K = 1e-5
 def channel_correlation_min_eigenvalue(features: jax.Array) -> jax.Array:
     """``λ_min(P(x_i))`` per image of ``features`` ``(n, H, W, C)``: ``P`` the ``C × C`` Pearson correlation of the
     channels across the ``H·W`` positions; a constant channel gets a zero row and column (MeCo's NaN → 0)."""
-    def one(f):
+    def correlation(f):
         f = f.reshape(-1, f.shape[-1])
         f = f - f.mean(0)
         norm = jnp.sqrt(jnp.sum(f * f, 0))
         z = f / jnp.where(norm > 0, norm, 1.0)
-        return jnp.linalg.eigvalsh(z.T @ z)[0]
+        return z.T @ z
 
-    return jax.vmap(one)(features)
+    return eigen.eigvalsh(jax.vmap(correlation)(features))[:, 0]
 
 
 def _corr_min(z: jax.Array) -> jax.Array:
@@ -150,7 +150,7 @@ def feature_gram_min_eigenvalue(pre: jax.Array) -> jax.Array:
     f = jax.nn.relu(pre).reshape(pre.shape[0], -1)
     gram = jnp.dot(f, f.T, precision=jax.lax.Precision.HIGHEST)
     trace = jnp.trace(gram)
-    return jnp.where(trace > 0, jnp.linalg.eigvalsh(gram / jnp.where(trace > 0, trace, 1.0))[0], 0.0)
+    return jnp.where(trace > 0, eigen.eigvalsh(gram / jnp.where(trace > 0, trace, 1.0))[0], 0.0)
 
 
 def layer_statistics(pre: jax.Array) -> dict[str, jax.Array]:

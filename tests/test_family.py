@@ -19,7 +19,7 @@ from ntkscore.scores.scorer import Scorer, ScoreSettings
 K = TINY.num_classes
 apply = jax.jit(network.apply, static_argnames="config")  # one program for every cell (ops are data)
 family_lanes = jax.jit(layerwise.family_lanes, static_argnames="config")
-softmax_weighted_kernel = jax.jit(layerwise.softmax_weighted_kernel, static_argnames="config")
+softmax_weighted_kernels = jax.jit(layerwise.softmax_weighted_kernels, static_argnames="config")
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +93,25 @@ def test_layer_kernels_sum_and_loss_kernels_equal_explicit_jacobian(reference, a
 @pytest.mark.parametrize("arch", CELLS[:2])
 def test_fisher_spectrum_equals_the_explicit_fisher(reference, arch):
     """The non-zero spectrum of F = (1/m) Σ_i J_iᵀ (diag p_i − p_i p_iᵀ) J_i, F applied from the explicit
-    Jacobian (no square root, no Gram identity), against the softmax-weighted full-mode NTK."""
+    Jacobian (no square root, no Gram identity), against the softmax-weighted full-mode NTK; two batches (images
+    0–2 and 3–4) in one pass, each block against its own images' Fisher."""
     params, x, y, cells = reference
     ops, stats, jac, logits = cells[arch]
-    m = 3
-    got = family.fisher_spectrum(softmax_weighted_kernel(params, ops, x[:m], stats, TINY), m, K)
-    p = _softmax(logits[:m])
-    cov = np.stack([np.diag(q) - np.outer(q, q) for q in p])
-    size = jac.shape[-1]
-    j = jac[:m]
+    blocks = softmax_weighted_kernels(params, ops, [x[:3], x[3:]], [stats, stats], TINY)
+    for block, images in zip(blocks, (slice(0, 3), slice(3, 5))):
+        j, p = jac[images], _softmax(logits[images])
+        m, size = len(j), jac.shape[-1]
+        got = family.fisher_spectrum(block, m, K)
+        cov = np.stack([np.diag(q) - np.outer(q, q) for q in p])
 
-    def fisher_times(v):
-        jv = j @ np.ravel(v)  # (m, k)
-        return np.einsum("iap,ia->p", j, np.einsum("iab,ib->ia", cov, jv)) / m
+        def fisher_times(v, j=j, cov=cov, m=m):
+            jv = j @ np.ravel(v)  # (m, k)
+            return np.einsum("iap,ia->p", j, np.einsum("iab,ib->ia", cov, jv)) / m
 
-    f = LinearOperator((size, size), dtype=np.float64, matvec=fisher_times)
-    ref = np.sort(eigsh(f, k=m * (K - 1), which="LA", tol=1e-10)[0])[::-1]
-    assert got.shape == (m * (K - 1),)
-    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6 * ref.max())
+        f = LinearOperator((size, size), dtype=np.float64, matvec=fisher_times)
+        ref = np.sort(eigsh(f, k=m * (K - 1), which="LA", tol=1e-10)[0])[::-1]
+        assert got.shape == (m * (K - 1),)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6 * ref.max())
 
 
 def test_host_proxies_equal_their_formulas(reference):

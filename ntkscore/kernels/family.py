@@ -25,7 +25,7 @@ attacked batch ``A(X)`` (prefix ``K_rob.``):
   ``F = (1/m) Σ_i J_iᵀ Σ_i J_i``, ``Σ_i = diag(p_i) − p_i p_iᵀ`` (VKDNW, Tybl & Neumann, CVPR 2025). Writing
   ``Σ_i = S_i S_i`` (symmetric square root), ``F = (1/m) G Gᵀ`` with the columns ``g_ic = J_iᵀ S_i e_c``, so its
   non-zero spectrum is that of the ``m·k × m·k`` softmax-weighted full-mode NTK ``(1/m) GᵀG``
-  (:func:`ntkscore.kernels.layerwise.softmax_weighted_kernel`); its ``m(k−1)`` non-zero eigenvalues ``λ`` give
+  (:func:`ntkscore.kernels.layerwise.softmax_weighted_kernels`); its ``m(k−1)`` non-zero eigenvalues ``λ`` give
   ``fisher_entropy = −Σ q log q`` (``q = λ/Σλ``), the deciles ``λ_(d)`` and VKDNW's score
   ``vkdnw = −Σ_{d=1}^{9} q_d log q_d``, ``q_d = λ_(d)/Σ_d λ_(d)``;
 * per layer ``l`` (:func:`layer_spectra`, every parameterised layer of :func:`ntkscore.cell.network.layer_paths`):
@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import theory
+from . import eigen, theory
 
 KERNELS = ("K", "K_rob")
 """The symmetric kernels the family is computed on: the clean ``X`` and the attacked ``A(X)``."""
@@ -95,7 +95,7 @@ def layer_spectra(layer_kernels: jax.Array, labels, num_classes: int) -> dict[st
     trace = jnp.trace(k, axis1=-2, axis2=-1)
     used = trace > 0
     unit = k / jnp.where(used, trace, 1.0)[:, None, None]
-    eig = jnp.linalg.eigvalsh(unit)
+    eig = eigen.eigvalsh(unit)
     q = jnp.clip(eig, 0.0, None)
     q = q / jnp.maximum(q.sum(-1, keepdims=True), theory.TINY)
     entropy = -jnp.sum(jnp.where(q > 0, q * jnp.log(jnp.where(q > 0, q, 1.0)), 0.0), -1)

@@ -37,6 +37,7 @@ from jax import lax
 
 from ..cell import network
 from ..cell.conv import input_gradient_conv, per_sample_conv
+from . import eigen
 
 
 def _leaf_gram(leaf) -> jax.Array:
@@ -220,23 +221,31 @@ def family_lanes(params, ops, xs: Sequence[jax.Array], stats_list, labels: jax.A
     return lanes[:-2].sum(0), weight_lanes[-2].sum(0), lanes[-2].sum(0), lanes[-1].sum(0)
 
 
-def softmax_weighted_kernel(params, ops, x: jax.Array, stats, config: network.NetworkConfig) -> jax.Array:
-    """``GᵀG`` ``(m·k, m·k)`` with columns ``g_ic = J_iᵀ S_i e_c``, ``S_i`` the symmetric square root of the softmax
-    covariance ``Σ_i = diag(p_i) − p_i p_iᵀ`` of image ``x_i`` (``m`` images, BN ``stats`` of their batch or
-    ``None``): the softmax-weighted full-mode NTK, whose spectrum divided by ``m`` is the non-zero spectrum of the
-    empirical Fisher ``(1/m) Σ_i J_iᵀ Σ_i J_i`` (:mod:`ntkscore.kernels.family`). Each image is repeated ``k`` times and the
-    copy ``(i, c)`` gets the cotangent ``S_i e_c``: one backward pass over ``m·k`` samples."""
-    m, k = x.shape[0], config.num_classes
-    repeated = jnp.repeat(x, k, axis=0)
+def softmax_weighted_kernels(params, ops, xs: Sequence[jax.Array], stats_list,
+                             config: network.NetworkConfig) -> list[jax.Array]:
+    """``[GᵀG for x in xs]``, ``(m·k, m·k)`` each, with columns ``g_ic = J_iᵀ S_i e_c``, ``S_i`` the symmetric square
+    root of the softmax covariance ``Σ_i = diag(p_i) − p_i p_iᵀ`` of image ``x_i`` (``m`` images of a batch ``x``, BN
+    ``stats_list[b]`` of their whole batch, or ``None``): the softmax-weighted full-mode NTK, whose spectrum divided
+    by ``m`` is the non-zero spectrum of the empirical Fisher ``(1/m) Σ_i J_iᵀ Σ_i J_i``
+    (:mod:`ntkscore.kernels.family`). Each image is repeated ``k`` times and the copy ``(i, c)`` gets the cotangent
+    ``S_i e_c``: one forward and one backward pass over the ``m·k`` samples of every batch together (the Gram's
+    blocks between two batches are formed and dropped; one pass keeps the compiled program small)."""
+    k = config.num_classes
+    repeated = [jnp.repeat(x, k, axis=0) for x in xs]
 
     def cotangents(logits):
         p = jax.nn.softmax(logits[::k])
         cov = jax.vmap(jnp.diag)(p) - p[:, :, None] * p[:, None, :]
-        w, v = jnp.linalg.eigh(cov)
+        w, v = eigen.eigh(cov)
         root = (v * jnp.sqrt(jnp.clip(w, 0.0, None))[:, None, :]) @ jnp.swapaxes(v, -1, -2)
-        return root.reshape(m * k, k)[None]
+        return root.reshape(-1, k)[None]
 
-    return gram_lanes(params, ops, [repeated], None if stats is None else [stats], config, cotangents)[0]
+    gram = gram_lanes(params, ops, repeated, stats_list, config, cotangents)[0]
+    blocks, start = [], 0
+    for r in repeated:
+        blocks.append(gram[start:start + r.shape[0], start:start + r.shape[0]])
+        start += r.shape[0]
+    return blocks
 
 
 @partial(jax.jit, static_argnames=("config", "pairs", "output", "by_group"))

@@ -9,7 +9,7 @@ supernet parameters, the batch ``X`` with labels ``y`` and a PRNG ``key`` (the P
 3. the requested kernels ``Θ(xs[a], xs[b])`` with the layerwise engine (:func:`ntkscore.kernels.layerwise.cell_ntk_pairs`);
    with ``spec.family``, split by layer in the same backward pass with two more cotangent lanes
    (:func:`ntkscore.kernels.layerwise.family_lanes`), the per-layer spectra reduced to scalars on the device, and the Fisher
-   pass (:func:`ntkscore.kernels.layerwise.softmax_weighted_kernel`) of ``X`` and ``A(X)`` (:mod:`ntkscore.kernels.family`).
+   pass (:func:`ntkscore.kernels.layerwise.softmax_weighted_kernels`) of ``X`` and ``A(X)`` (:mod:`ntkscore.kernels.family`).
 
 Two ways to run it:
 
@@ -122,7 +122,7 @@ FAMILY_BATCHES = {"K": 0, "K_rob": 1}
 
 def _kernels_and_family(params, ops, xs, stats, y, pairs, spec: KernelSpec, config: network.NetworkConfig):
     """The group-split kernels of ``pairs`` and the NTK family's device-side quantities, in one backward pass
-    (:func:`ntkscore.kernels.layerwise.family_lanes`) plus the Fisher program of each family batch."""
+    (:func:`ntkscore.kernels.layerwise.family_lanes`) plus one Fisher pass over the family batches' sub-batches."""
     used = sorted({i for pair in pairs for i in pair})
     labels = jnp.concatenate([y] * len(used))
     layers, k_sum, k_sum_all, k_loss = layerwise.family_lanes(params, ops, [xs[i] for i in used],
@@ -132,15 +132,15 @@ def _kernels_and_family(params, ops, xs, stats, y, pairs, spec: KernelSpec, conf
     at = _offsets(used, xs)
     kernels = tuple(groups[..., at[a], at[b]] for a, b in pairs)
     m = min(spec.fisher_batch_size, y.shape[0])
+    present = {name: b for name, b in FAMILY_BATCHES.items() if b in at}
+    fishers = layerwise.softmax_weighted_kernels(params, ops, [xs[b][:m] for b in present.values()],
+                                                 None if stats is None else [stats[b] for b in present.values()],
+                                                 config)
     family = {}
-    for name, b in FAMILY_BATCHES.items():
-        if b not in at:
-            continue
+    for (name, b), fisher in zip(present.items(), fishers):
         f = family_lib.layer_spectra(layers[:, at[b], at[b]], y, config.num_classes)
         f["sum"], f["sum_all"], f["loss"] = k_sum[at[b], at[b]], k_sum_all[at[b], at[b]], k_loss[at[b], at[b]]
-        f["fisher"] = layerwise.softmax_weighted_kernel(params, ops, xs[b][:m], None if stats is None else stats[b],
-                                                        config)
-        family[name] = f
+        family[name] = {**f, "fisher": fisher}
     return kernels, family
 
 
