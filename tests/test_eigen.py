@@ -1,4 +1,4 @@
-"""One-matrix-at-a-time eigendecompositions equal JAX's batched ones, matrix for matrix."""
+"""One-matrix-at-a-time eigendecompositions equal JAX's decomposition of each matrix alone."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import numpy as np
 from ntkscore.kernels import eigen
 
 
-def test_one_at_a_time_equals_the_batched_decomposition():
+def test_one_at_a_time_equals_each_matrix_decomposed_alone():
     m = np.random.default_rng(0).normal(size=(2, 3, 6, 6)).astype(np.float32)
     a = jnp.asarray(m + np.swapaxes(m, -1, -2))
     w, v = jax.jit(eigen.eigh)(a)

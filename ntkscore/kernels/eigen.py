@@ -3,9 +3,9 @@
 On a CPU, jaxlib's LAPACK kernels (0.10) split a batch of matrices over XLA's intra-op thread pool and wait for the
 parts from a thread of that same pool (``ParallelBatchMap``). When as many batched decompositions run at once as the
 pool has threads — two independent ones in one program on a 2-core CPU — every thread waits for work that no thread
-is left to run, and the program never ends. :func:`eigh` and :func:`eigvalsh` decompose one matrix per step of a
-``lax.map`` loop instead: the same LAPACK routine on the same matrices (the same results), and a single matrix is
-decomposed on the calling thread, so no call waits on the pool.
+is left to run, and the program never ends (both pool threads waiting there, seen in a debugger). :func:`eigh` and
+:func:`eigvalsh` decompose one matrix per step of a ``lax.map`` loop instead: each result equals that of the matrix
+decomposed alone, and a call with one matrix has no batch to split over the pool.
 """
 
 from __future__ import annotations
