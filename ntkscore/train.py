@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import compilation_cache
 from .cell import network
 from .cell.space import Arch, as_arch
 from .inputs import apgd, attack, data
@@ -153,11 +154,12 @@ def momentum_schedule(total_steps: int) -> optax.Schedule:
     return schedule
 
 
-def optimizer(settings: TrainSettings, steps_per_epoch: int,
-              cycles: tuple[int, ...] | None = None) -> optax.GradientTransformation:
-    """SGD with momentum (cycled as PyTorch's ``OneCycleLR`` with ``cycle_momentum``) and weight decay on a one-cycle
-    learning rate over all the run's steps; with ``cycles`` (the epochs the cycles end at, the last
-    ``settings.epochs``), one cycle per span, each restarting from the low learning rate."""
+def schedules(settings: TrainSettings, steps_per_epoch: int,
+              cycles: tuple[int, ...] | None = None) -> tuple[optax.Schedule, optax.Schedule | float]:
+    """The learning rate and momentum of each step: a one-cycle learning rate over all the run's steps, the momentum
+    cycled as PyTorch's ``OneCycleLR`` with ``cycle_momentum`` (else ``settings.momentum``); with ``cycles`` (the
+    epochs the cycles end at, the last ``settings.epochs``), one cycle per span, each restarting from the low
+    learning rate."""
     ends = [e * steps_per_epoch for e in (cycles or (settings.epochs,))]
     spans = [b - a for a, b in zip([0] + ends[:-1], ends)]
 
@@ -165,12 +167,38 @@ def optimizer(settings: TrainSettings, steps_per_epoch: int,
         return optax.cosine_onecycle_schedule(total, settings.lr, pct_start=ONECYCLE_PCT, div_factor=25.0,
                                               final_div_factor=1e4)
 
-    schedule = optax.join_schedules([one_cycle(t) for t in spans], ends[:-1])
+    learning_rate = optax.join_schedules([one_cycle(t) for t in spans], ends[:-1])
     momentum = settings.momentum
     if settings.cycle_momentum:
         momentum = optax.join_schedules([momentum_schedule(t) for t in spans], ends[:-1])
+    return learning_rate, momentum
+
+
+def _sgd(settings: TrainSettings, learning_rate, momentum) -> optax.GradientTransformation:
     return optax.chain(optax.add_decayed_weights(settings.weight_decay),
-                       optax.inject_hyperparams(optax.sgd)(learning_rate=schedule, momentum=momentum))
+                       optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=momentum))
+
+
+def optimizer(settings: TrainSettings, steps_per_epoch: int,
+              cycles: tuple[int, ...] | None = None) -> optax.GradientTransformation:
+    """SGD with momentum and weight decay on the :func:`schedules` (the hyperparameters of each step are in its
+    state's ``hyperparams``)."""
+    return _sgd(settings, *schedules(settings, steps_per_epoch, cycles))
+
+
+def step_hyperparameters(settings: TrainSettings, steps_per_epoch: int,
+                         cycles: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """``{"learning_rate", "momentum"}``: the values :func:`optimizer` uses at each step of the run, float32 arrays
+    of ``steps_per_epoch × (cycles or (epochs,))[-1]`` steps, for :func:`train_step`."""
+    learning_rate, momentum = schedules(settings, steps_per_epoch, cycles)
+    total = (cycles or (settings.epochs,))[-1] * steps_per_epoch
+
+    def at(count):
+        return {"learning_rate": learning_rate(count),
+                "momentum": momentum(count) if callable(momentum) else jnp.asarray(momentum)}
+
+    values = jax.jit(jax.vmap(at))(jnp.arange(total))
+    return {k: np.asarray(v, np.float32) for k, v in values.items()}
 
 
 def init_state(arch: Arch, settings: TrainSettings, steps_per_epoch: int) -> dict[str, Any]:
@@ -215,11 +243,13 @@ def augment(key, x: jax.Array) -> jax.Array:
     return jnp.where(flip, crops[:, :, ::-1], crops)
 
 
-@partial(jax.jit, static_argnames=("settings", "steps_per_epoch", "cycles"))
-def train_step(state, ops, x, y, key, settings: TrainSettings, steps_per_epoch: int,
-               cycles: tuple[int, ...] | None = None):
+@partial(jax.jit, static_argnames="settings")
+def train_step(state, ops, x, y, key, hyper: dict[str, Any], settings: TrainSettings):
     """One SGD step on the batch ``(x, y)`` (augmented first when ``settings.augment``) with the optimiser of
-    :func:`optimizer`; returns the new state and the loss before the step."""
+    :func:`optimizer`, at this step's learning rate and momentum ``hyper`` (a step of
+    :func:`step_hyperparameters`); returns the new state and the loss before the step. The schedule comes in as
+    data: the step's program is the same for every number of epochs and every continued run (with the compilation
+    cache, a new ``epochs`` is traced again but not compiled again)."""
     config = settings.network_config()
     k_augment, k_attack = jax.random.split(key)
     if settings.augment:
@@ -231,7 +261,9 @@ def train_step(state, ops, x, y, key, settings: TrainSettings, steps_per_epoch: 
                            x, y, ctx, k_attack, settings.eps, settings.step_size, settings.steps)
     (loss, stats), grads = jax.value_and_grad(_loss, has_aux=True)(state["params"], ops, x, x_adv, y, settings.beta,
                                                                    config)
-    updates, opt = optimizer(settings, steps_per_epoch, cycles).update(grads, state["opt"], state["params"])
+    momentum = (lambda _: hyper["momentum"]) if settings.cycle_momentum else settings.momentum
+    updates, opt = _sgd(settings, lambda _: hyper["learning_rate"], momentum).update(grads, state["opt"],
+                                                                                     state["params"])
     running = state["running"]
     m = settings.bn_momentum
     for s in stats:
@@ -283,8 +315,10 @@ def train(arch: Arch | str, settings: TrainSettings = TrainSettings(), *, data_d
     also a finished run of fewer epochs, continued with a new one-cycle schedule (module docstring; the result's
     ``"schedule"``). ``stop_after``
     ends the run after that many epochs in total (as a kill would; the checkpoint stays). ``progress(epoch, loss)``
-    is called after each epoch."""
+    is called after each epoch. Compiled programs are kept in the persistent cache
+    (:func:`ntkscore.compilation_cache.enable`), as the scorer's are."""
     arch = as_arch(arch)
+    compilation_cache.enable()
     x_train, y_train, x_test, y_test = load_data(settings, data_dir)
     steps_per_epoch = max(1, len(y_train) // settings.batch_size)
     ops = jnp.asarray(arch.ops, jnp.int32)
@@ -295,6 +329,7 @@ def train(arch: Arch | str, settings: TrainSettings = TrainSettings(), *, data_d
     if path is not None and path.exists():
         state, meta = _load(path, state, meta, extend)
     cycles = tuple(meta["schedule"]) if "schedule" in meta else None
+    hyper = step_hyperparameters(settings, steps_per_epoch, cycles)
     start, loss = time.perf_counter(), float("nan")
     key = jax.random.PRNGKey(settings.seed)
     last = settings.epochs if stop_after is None else min(stop_after, settings.epochs)
@@ -304,9 +339,9 @@ def train(arch: Arch | str, settings: TrainSettings = TrainSettings(), *, data_d
         losses = []
         for i in range(steps_per_epoch):
             idx = order[i * settings.batch_size:(i + 1) * settings.batch_size]
-            step_key = jax.random.fold_in(key, epoch * steps_per_epoch + i)
-            state, batch_loss = train_step(state, ops, x_train[idx], y_train[idx], step_key, settings, steps_per_epoch,
-                                           cycles)
+            step = epoch * steps_per_epoch + i
+            state, batch_loss = train_step(state, ops, x_train[idx], y_train[idx], jax.random.fold_in(key, step),
+                                           {k: v[step] for k, v in hyper.items()}, settings)
             losses.append(batch_loss)
         state = {**state, "epoch": jnp.asarray(epoch + 1, jnp.int32)}
         loss = float(np.mean(losses))

@@ -21,7 +21,8 @@ def pytest_configure(config):
     """One persistent compilation cache for the whole run, new and empty: the two xdist workers and the CLI
     subprocesses of the resume tests load what another process already compiled instead of compiling it again. It is
     created by the controlling process (the workers inherit ``$NTKSCORE_CACHE``) and removed at its end; the user's
-    own cache is never read or written."""
+    own cache is never read or written. Every process turns it on at once, so that the programs a test compiles
+    with plain ``jax.jit`` are kept too."""
     import atexit
     import shutil
     import tempfile
@@ -30,6 +31,9 @@ def pytest_configure(config):
         path = tempfile.mkdtemp(prefix="ntkscore-test-xla-")
         os.environ["NTKSCORE_CACHE"] = path
         atexit.register(shutil.rmtree, path, ignore_errors=True)
+    from ntkscore import compilation_cache
+
+    compilation_cache.enable()  # from the first test on, whatever builds its programs (not only a Scorer)
 
 
 MODULE_SECONDS = {"test_train.py": 130, "test_layerwise.py": 120, "test_notebook.py": 85, "test_family.py": 84,

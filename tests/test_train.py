@@ -11,12 +11,18 @@ from ntkscore.cell.space import Arch
 from ntkscore.inputs import attack
 from ntkscore.kernels.pipeline import CellNetwork
 from ntkscore.train import (TrainSettings, _loss, augment, init_state, load_data, momentum_schedule, ntk_drift,
-                            optimizer, train, train_step)
+                            optimizer, step_hyperparameters, train, train_step)
 
 ARCH = Arch.from_string("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
 OPS = jnp.asarray(ARCH.ops, jnp.int32)
 TINY = TrainSettings(epochs=2, batch_size=32, channels=4, cells_per_stage=1, input_size=8, train_images=64,
                      test_images=20, steps=2, eval_steps=2, apgd_steps=3)
+
+
+@pytest.fixture(scope="module")
+def first_step():
+    """The learning rate and momentum of a TINY run's first step (two steps per epoch)."""
+    return {k: v[0] for k, v in step_hyperparameters(TINY, 2).items()}
 
 
 loss = jax.jit(_loss, static_argnames=("beta", "config"))  # as train_step runs it: one program, not op by op
@@ -29,7 +35,7 @@ def batch(data_dir):
 
 
 @pytest.mark.parametrize("attack_bn", ["eval", "batch"])
-def test_one_step_lowers_the_loss(batch, attack_bn):
+def test_one_step_lowers_the_loss(batch, attack_bn, first_step):
     """The reported loss is the objective on the batch, augmented and attacked as the step says (the attack with the
     running BN statistics in eval mode, or the batch's own)."""
     x, y = batch
@@ -43,20 +49,20 @@ def test_one_step_lowers_the_loss(batch, attack_bn):
                        ctx, k_attack, settings.eps, settings.step_size, settings.steps)
     config = settings.network_config()
     before = loss(state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
-    after_state, reported = train_step(state, OPS, batch[0], y, key, settings, 2)
+    after_state, reported = train_step(state, OPS, batch[0], y, key, first_step, settings)
     after = loss(after_state["params"], OPS, x, x_adv, y, settings.beta, config)[0]
     assert float(reported) == pytest.approx(float(before), rel=1e-5) and float(after) < float(before)
 
 
-def test_beta_zero_ignores_the_attack(batch):
+def test_beta_zero_ignores_the_attack(batch, first_step):
     x, y = batch
     clean = replace(TINY, beta=0.0)
     state = init_state(ARCH, clean, 2)
-    a, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), clean, 2)
-    b, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), replace(clean, eps=0.5 / 255, steps=7), 2)
+    a, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), first_step, clean)
+    b, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), first_step, replace(clean, eps=0.5 / 255, steps=7))
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
-    attacked, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), replace(TINY, beta=1.0), 2)
+    attacked, _ = train_step(state, OPS, x, y, jax.random.PRNGKey(1), first_step, replace(TINY, beta=1.0))
     assert not np.allclose(np.asarray(attacked["params"]["stem"]["w"]), np.asarray(a["params"]["stem"]["w"]))
 
 
@@ -111,9 +117,12 @@ def test_an_extension_restarts_the_one_cycle_schedule():
     params = {"w": jnp.zeros(3)}
     steps = 4  # per epoch
     run, extended = optimizer(replace(TINY, epochs=3), steps), optimizer(longer, steps, (3, 5))
+    given = step_hyperparameters(longer, steps, (3, 5))  # what train gives train_step, step by step
+    assert given["learning_rate"].shape == given["momentum"].shape == (5 * steps,)
     state_run, state_ext = run.init(params), extended.init(params)
     for count in range(5 * steps):
         _, state_ext = extended.update(params, state_ext, params)
+        assert hyper(state_ext) == pytest.approx({k: float(v[count]) for k, v in given.items()}, rel=1e-6)
         if count < 3 * steps - 1:
             _, state_run = run.update(params, state_run, params)
             assert hyper(state_ext) == pytest.approx(hyper(state_run))  # the first cycle is the finished run's
