@@ -11,7 +11,7 @@ from ntkscore.cell.network import NetworkConfig
 ROOT = Path(__file__).resolve().parents[1]
 TINY = NetworkConfig(channels=4, cells_per_stage=1, input_size=8)
 TINY_SETTINGS = dict(channels=4, cells_per_stage=1, input_size=8, inputs="random", batch_size=6, steps=2, kernels="all",
-                     family=False)
+                     family=False, proxy_batch_size=8)
 FEWEST_SETTINGS = dict(TINY_SETTINGS, batch_size=4, steps=1, kernels="robust", proxies=False)
 """The fewest, smallest programs (the attacked kernels, no zero-cost pass), for tests of what is done with scores,
 not of the scores: the cluster, resume and artifact tests share their compiled programs."""

@@ -9,7 +9,7 @@ from ntkscore.cli import main
 MIXED_POOL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 """NB201 index 1 (the benchmark's own meta.json)."""
 TINY_ARGS = ["--channels", "4", "--cells-per-stage", "1", "--input-size", "8", "--batch-size", "6", "--steps", "2",
-             "--inputs", "random", "--kernels", "all", "--no-family"]
+             "--inputs", "random", "--kernels", "all", "--no-family", "--proxy-batch-size", "8"]  # TINY_SETTINGS
 
 
 def test_space_show_and_list(capsys, data_dir):

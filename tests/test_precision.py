@@ -30,7 +30,7 @@ def test_scoring_programs_are_traced_and_lowered_at_highest_precision(monkeypatc
     monkeypatch.setattr(pipeline, "cell_kernels", spy("kernels", pipeline.cell_kernels))
     monkeypatch.setattr(proxies, "proxy_scores", spy("proxies", proxies.proxy_scores))
     # programs other tests compile: the kernels of FEWEST_SETTINGS, the zero-cost pass of test_proxies
-    scorer = Scorer(ScoreSettings(**{**FEWEST_SETTINGS, "proxies": True, "proxy_batch_size": 8}))
+    scorer = Scorer(ScoreSettings(**{**FEWEST_SETTINGS, "proxies": True}))
     scorer("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
     assert seen["kernels"] == seen["proxies"] == "highest"
     args, kwargs = seen["args"]["kernels"]

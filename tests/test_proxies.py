@@ -250,11 +250,11 @@ def test_synflow_of_a_disconnected_cell(setup):
 
 
 def test_scorer_proxies_only():
-    scorer = Scorer(ScoreSettings(**{**TINY_SETTINGS, "kernels": "none", "proxy_batch_size": 8}))
+    scorer = Scorer(ScoreSettings(**{**TINY_SETTINGS, "kernels": "none"}))
     s = scorer(CELLS[0])
     assert {"zc.naswot", "zc.jacov", "zc.synflow", "zc.meco", "params"} <= set(s.metrics)
     assert not any(k.startswith("K") for k in s.metrics)
-    full = Scorer(ScoreSettings(**{**TINY_SETTINGS, "proxy_batch_size": 8}))(CELLS[0])  # same terms beside the kernels
+    full = Scorer(ScoreSettings(**TINY_SETTINGS))(CELLS[0])  # same terms beside the kernels
     assert {k: v for k, v in full.metrics.items() if k.startswith("zc.")} == \
         {k: v for k, v in s.metrics.items() if k.startswith("zc.")}
     with pytest.raises(ValueError, match="computes nothing"):

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_SETTINGS
+from conftest import FEWEST_SETTINGS, TINY_SETTINGS
 
 from ntkscore import Score, Scorer, ScoreSettings, score, score_model
 from ntkscore.kernels import ntk
@@ -91,8 +91,9 @@ def test_per_group_shares_sum_to_one_and_unused_groups_are_zero(scorer):
 def test_clean_only_and_fgsm_settings():
     clean = score(MIXED, **{**TINY_SETTINGS, "kernels": "clean"})
     assert "K_rob.lambda_min" not in clean.metrics and "K.lambda_min" in clean.metrics
-    fgsm = score(MIXED, **TINY_SETTINGS, attack="fgsm")
-    assert np.isfinite(fgsm["K_rob.trace"]) and fgsm["K_rob.trace"] != clean["K.trace"]
+    fgsm = score(MIXED, **FEWEST_SETTINGS, attack="fgsm")  # the robust kernels alone: the smallest program
+    assert np.isfinite(fgsm["K_rob.trace"]) and fgsm["K_rob.trace"] != fgsm["K.trace"]
+    assert fgsm.settings["attack"] == "fgsm" and "K_rob2.trace" not in fgsm.metrics
 
 
 def test_score_model_on_any_jax_model():

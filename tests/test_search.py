@@ -80,7 +80,7 @@ def _predictor_at(settings):
 
 
 def test_a_search_by_a_score_that_is_not_computed_is_refused_before_it_starts(tmp_path):
-    settings = ScoreSettings(**{**TINY_SETTINGS, "proxy_batch_size": 8})
+    settings = ScoreSettings(**TINY_SETTINGS)
     with pytest.raises(ValueError, match="cannot search by value: 'value' was fitted on features computed at other "
                                          "settings"):
         search("value", 30, settings=settings, out=tmp_path / "s.csv")
@@ -88,7 +88,7 @@ def test_a_search_by_a_score_that_is_not_computed_is_refused_before_it_starts(tm
 
 
 def test_a_short_live_search_returns_k_cells_and_resumes_without_rescoring(tmp_path):
-    settings = ScoreSettings(**{**TINY_SETTINGS, "proxy_batch_size": 8})
+    settings = ScoreSettings(**TINY_SETTINGS)
     out = tmp_path / "search.csv"
     mine = [_predictor_at(settings)]
     first = search("value", 30, settings=settings, out=out, seed=0, predictors=mine)
