@@ -81,7 +81,7 @@ def test_the_driver_killed_and_rerun_resumes(tmp_path, single_process):
     command = [sys.executable, "-m", "ntkscore.cli", "rank", "--ray", "--workers", "2", "--chunk-size", "2",
                "--archs", str(archs), "--out", str(out), "--channels", "4", "--cells-per-stage", "1",
                "--input-size", "8", "--inputs", "random", "--batch-size", "4", "--steps", "1", "--kernels", "robust",
-               "--no-proxies", "--no-family"]
+               "--no-proxies", "--no-family", "--proxy-batch-size", "8"]  # FEWEST_SETTINGS
     # the session's compilation cache: single_process stored these programs, and each Ray worker loads them (with
     # 16 cells in chunks of 2, the driver is killed after the first chunk's rows, seven chunks before the end)
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

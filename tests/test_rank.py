@@ -102,9 +102,10 @@ def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path):
     archs = tmp_path / "archs.txt"
     archs.write_text("\n".join(cells) + "\n")
     out = tmp_path / "scores.csv"
+    # FEWEST_SETTINGS: programs other tests share
     cmd = [sys.executable, "-m", "ntkscore.cli", "rank", "--archs", str(archs), "--out", str(out), "--channels", "4",
            "--cells", "1", "--input-size", "8", "--batch-size", "4", "--steps", "1", "--inputs", "random",
-           "--kernels", "robust", "--no-family", "--no-proxies"]  # FEWEST_SETTINGS: programs other tests share
+           "--kernels", "robust", "--no-family", "--no-proxies", "--proxy-batch-size", "8"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:
