@@ -54,10 +54,16 @@ def test_summary_says_what_the_scores_mean(scorer):
         s["K.nonexistent"]
 
 
-def test_different_seeds_differ():
+def test_different_seeds_differ_and_share_their_programs():
+    """Another seed draws other weights, images and attack noise, which are the programs' arguments: it scores
+    otherwise, and stores no new program (the programs' key holds only the settings they read)."""
+    from ntkscore import compilation_cache, exported
+
     a = score(MIXED, **TINY_SETTINGS, seed=0)
+    stored = sorted((compilation_cache.cache_dir() / "exported").glob(f"*{exported.SUFFIX}"))
     b = score(MIXED, **TINY_SETTINGS, seed=1)
     assert a.metrics["K.lambda_min"] != b.metrics["K.lambda_min"]
+    assert stored and sorted((compilation_cache.cache_dir() / "exported").glob(f"*{exported.SUFFIX}")) == stored
 
 
 def test_dead_and_parameter_free_cells_are_flagged_not_nan(scorer):

@@ -25,10 +25,8 @@ Two ways to run it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
-from typing import Protocol
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,8 +46,15 @@ ACCELERATOR_ARCH_BATCH = 16
 """Cells per device step on a GPU/TPU by default (not tuned: no GPU has been available to measure it on)."""
 
 
-class KernelSpec(Protocol):
-    """The settings the device program reads (a :class:`ntkscore.ScoreSettings` is one; must be hashable)."""
+@dataclass(frozen=True)
+class KernelSpec:
+    """The settings the device programs read, and only those (the programs' static argument; hashable).
+
+    ``KernelSpec.of(settings)`` takes them from a :class:`ntkscore.ScoreSettings`: scorers whose settings differ
+    only elsewhere (``seed``, ``init``, ``inputs``, the zero-cost terms, ``betas``, which act on the programs'
+    arguments or on the host) run the same compiled program, and a new seed traces nothing again. Any object with
+    these attributes is accepted too (a ``ScoreSettings`` itself: then all its fields are part of the program's
+    key)."""
 
     kernels: str
     attack: str
@@ -59,6 +64,11 @@ class KernelSpec(Protocol):
     output: str
     family: bool
     fisher_batch_size: int
+
+    @classmethod
+    def of(cls, settings) -> KernelSpec:
+        """The fields of ``settings`` that the device programs read."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,7 @@ class Scorer:
         self._compiled = False
         self.settings = settings
         self.config = settings.network_config()
+        self._spec = pipeline.KernelSpec.of(settings)  # what the programs read: other settings share them
         self.predictors = tuple(predictor_lib.shipped_predictors() if predictors is None else predictors)
         self.not_computed = {p.name: m for p in self.predictors
                              if (m := predictor_lib.mismatch_message(p, asdict(settings)))}
@@ -233,7 +234,7 @@ class Scorer:
         ops = jnp.asarray(arch.ops, jnp.int32)
         if self._layerwise:
             out, family = self._programs(pipeline.cell_kernels, self.params, ops, self.x, self.y, self._attack_key,
-                                         spec=self.settings, config=self.config)
+                                         spec=self._spec, config=self.config)
             return ({n: np.asarray(k, np.float64) for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
                     jax.tree.map(lambda a: np.asarray(a, np.float64), family))
         if self.config.bn_mode == "batch":
@@ -247,7 +248,7 @@ class Scorer:
         """One device step for up to ``arch_batch`` cells, padded with the first (one program for every batch)."""
         ops = np.asarray([a.ops for a in archs] + [archs[0].ops] * (self.arch_batch - len(archs)), np.int32)
         out, family = self._programs(pipeline.batched_cell_kernels, self.params, jnp.asarray(ops), self.x, self.y,
-                                     self._attack_key, spec=self.settings, config=self.config)
+                                     self._attack_key, spec=self._spec, config=self.config)
         out = [np.asarray(k, np.float64) for k in out]
         family = jax.tree.map(lambda a: np.asarray(a, np.float64), family)
         return [({n: k[i] for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
@@ -269,7 +270,7 @@ class Scorer:
             if self._layerwise and self.settings.kernels != "none":
                 with scoring_precision():
                     self._programs.compile(pipeline.cell_kernels, self.params, ops, self.x, self.y,
-                                           self._attack_key, spec=self.settings, config=self.config)
+                                           self._attack_key, spec=self._spec, config=self.config)
             if done is not None:
                 done.result()
         self._compiled = True
