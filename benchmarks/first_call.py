@@ -1,12 +1,13 @@
 """Time to a first number: a new process scoring one cell at the default settings, with the persistent compilation
 cache cold (empty) and warm (filled by the cold run); and ``correlate``'s bootstrap on 20 and on all cells.
 
-    python benchmarks/first_call.py        # ~4 min on a 2-core CPU; needs $NTKSCORE_DATA for the correlate rows
+    python benchmarks/first_call.py        # ~6 min on a 2-core CPU; needs $NTKSCORE_DATA for the correlate rows
 
 Each scoring row is a fresh ``python`` process that imports ntkscore, builds the default :class:`ntkscore.Scorer`
 (what ``ntkscore score`` does) and scores NB201 index 1's cell; it reports the import time, the scorer's
 construction (weights, batches), the first cell's call (compilation or cache loads included), a second cell in the
-same process, and the XLA compilations made. The correlate rows time :func:`ntkscore.study.evaluate.correlate` with
+same process, the mean of :data:`LATER` more, and the XLA compilations made; once with XLA's default CPU kernels and
+once with ``cpu_library_fusions=False`` (:data:`VARIANTS`). The correlate rows time :func:`ntkscore.study.evaluate.correlate` with
 1000 bootstrap resamples over the default score columns of the committed whole-space table (``space_seed0.csv.gz``,
 its test cells, as ``ntkscore correlate`` uses them) and over its first 20 cells. Results:
 ``benchmarks/results/first_call.{md,json}``.
@@ -27,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 SECOND = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|"
+LATER = 20
+"""Further cells timed in the same process (unique cells 200–219), their mean reported."""
+VARIANTS = {"XLA's default (YNNPACK library fusions)": {}, "`cpu_library_fusions=False`": {"cpu_library_fusions": False}}
+"""Settings of the scoring rows: the default settings, and the same without XLA:CPU's library fusions."""
 PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -36,23 +41,27 @@ compiles = []
 monitoring.register_event_duration_secs_listener(
     lambda e, d, **k: compiles.append(d) if e == "/jax/core/compile/backend_compile_duration" else None)
 t1 = time.perf_counter()
-scorer = ntkscore.Scorer()
+scorer = ntkscore.Scorer(ntkscore.ScoreSettings(**json.loads(sys.argv[3])))
 t2 = time.perf_counter()
 first = scorer(sys.argv[1])
 t3 = time.perf_counter()
 scorer(sys.argv[2])
 t4 = time.perf_counter()
+later = ntkscore.unique_archs()[200:200 + LATER]
+for arch in later:
+    scorer(arch)
+t5 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "scorer_s": t2 - t1, "first_cell_s": t3 - t2, "second_cell_s": t4 - t3,
-                  "scoring_s": t3 - t1, "compiles": len(compiles), "compile_s": sum(compiles),
-                  "value": first.value}))
-"""
+                  "later_cell_s": (t5 - t4) / len(later), "scoring_s": t3 - t1, "compiles": len(compiles),
+                  "compile_s": sum(compiles), "value": first.metrics.get("value")}))
+""".replace("LATER", str(LATER))
 
 
-def score_run(cache: str) -> dict:
+def score_run(cache: str, settings: dict) -> dict:
     env = {**os.environ, "NTKSCORE_CACHE": cache}
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", PROBE, CELL, SECOND], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", PROBE, CELL, SECOND, json.dumps(settings)], env=env,
+                         capture_output=True, text=True, check=True)
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "process_s": time.perf_counter() - start}
 
 
@@ -81,10 +90,12 @@ def correlate_runs() -> list[dict]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        cold = score_run(cache)
-        warm = score_run(cache)
-    runs = {"cold": cold, "warm": warm, "correlate": correlate_runs(),
+    scoring = []
+    for name, settings in VARIANTS.items():
+        with tempfile.TemporaryDirectory() as cache:
+            scoring += [{"compiled": name, "cache": "cold", **score_run(cache, settings)},
+                        {"compiled": name, "cache": "warm", **score_run(cache, settings)}]
+    runs = {"scoring": scoring, "correlate": correlate_runs(),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                        f"Python {platform.python_version()}",
             "command": "python benchmarks/first_call.py"}
@@ -92,15 +103,18 @@ def main() -> None:
     lines = ["# Time to a first number", "",
              f"Command: `{runs['command']}`. Machine: {runs['machine']}. A new process scores NB201 index 1's cell "
              "at the default settings (`ntkscore score`'s work: C8 N1 16×16, B = 20, PGD-7, the NTK family and the "
-             "zero-cost terms), then a second cell; the compilation cache empty (cold), then as the cold run left it "
-             "(warm).", "",
-             "| cache | import s | scorer built s | first cell s | scoring s (built + first cell) | second cell s | "
-             "XLA compilations | compile s | whole process s |", "|---|---|---|---|---|---|---|---|---|"]
-    for name in ("cold", "warm"):
-        r = runs[name]
-        lines.append(f"| {name} | {r['import_s']:.1f} | {r['scorer_s']:.1f} | {r['first_cell_s']:.1f} | "
-                     f"{r['scoring_s']:.1f} | {r['second_cell_s']:.1f} | {r['compiles']} | {r['compile_s']:.1f} | "
-                     f"{r['process_s']:.1f} |")
+             f"zero-cost terms), then a second cell, then {LATER} more (their mean); the compilation cache empty (cold), "
+             "then as the cold run left it (warm). `ntkscore score` prints the first cell's time. Compiled with XLA's "
+             "defaults, and with `cpu_library_fusions=False` (`--no-cpu-library-fusions`: XLA:CPU's own kernels "
+             "instead of YNNPACK's; the scores move at float32 rounding, and `value` and `robustness`, fitted with "
+             "the defaults, are not computed).", "",
+             "| compiled with | cache | import s | scorer built s | first cell s | scoring s (built + first cell) | "
+             "second cell s | later cells s | XLA compilations | compile s | whole process s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs["scoring"]:
+        lines.append(f"| {r['compiled']} | {r['cache']} | {r['import_s']:.1f} | {r['scorer_s']:.1f} | "
+                     f"{r['first_cell_s']:.1f} | {r['scoring_s']:.1f} | {r['second_cell_s']:.2f} | "
+                     f"{r['later_cell_s']:.2f} | {r['compiles']} | {r['compile_s']:.1f} | {r['process_s']:.1f} |")
     lines += ["", "`ntkscore correlate`'s work (τ, ρ, top-k, and the 95% bootstrap interval of τ over 1000 resamples "
               "for every default score column and baseline against every metric):", "",
               "| cells | (score, metric) pairs | seconds |", "|---|---|---|"]

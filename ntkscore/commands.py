@@ -43,7 +43,8 @@ def settings_of(args):
                          steps=args.steps, output=args.output, bn_mode=args.bn_mode, inputs=args.inputs, engine=args.engine,
                          channels=args.channels, cells_per_stage=args.cells_per_stage, input_size=args.input_size,
                          proxies=args.proxies, proxy_batch_size=args.proxy_batch_size, family=args.family,
-                         fisher_batch_size=args.fisher_batch_size, init=args.init)
+                         fisher_batch_size=args.fisher_batch_size, init=args.init,
+                         cpu_library_fusions=args.cpu_library_fusions)
     default = ScoreSettings().steps
     if settings.attack == "pgd" and settings.steps > 10 * default and settings.kernels in ("robust", "all"):
         print(f"ntkscore: PGD with {settings.steps} steps ({default} by default): each cell's attack runs inside one "

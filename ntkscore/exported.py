@@ -56,7 +56,10 @@ class Programs:
     ``<cache>/exported`` of :func:`ntkscore.compilation_cache.cache_dir` (``None``: call every function as it is).
     Each instance remembers the programs it loaded; one :class:`~ntkscore.Scorer` holds one."""
 
-    def __init__(self, directory: str | os.PathLike | None | bool = True):
+    def __init__(self, directory: str | os.PathLike | None | bool = True,
+                 compiler_options: dict[str, Any] | None = None):
+        self.compiler_options = compiler_options
+        """XLA compiler options of every program it compiles (``jax.jit``'s ``compiler_options``)."""
         if directory is True:
             base = compilation_cache.cache_dir()
             directory = None if base is None else base / "exported"
@@ -87,7 +90,7 @@ class Programs:
         program = self._loaded.get(key)
         if program is None:
             if self.directory is None:
-                program = _traced(fn, static)
+                program = _traced(fn, static, self.compiler_options)
             else:
                 program = self._load_or_export(fn, args, static, self.directory / f"{key}{SUFFIX}")
             self._loaded[key] = program
@@ -105,10 +108,11 @@ class Programs:
                 tmp.write_bytes(exported.serialize())
                 os.replace(tmp, path)
         except Exception:  # no flatbuffers, an unwritable or unreadable file, a program export cannot serialize
-            return _traced(fn, static)
-        return jax.jit(exported.call)
+            return _traced(fn, static, self.compiler_options)
+        return jax.jit(exported.call, compiler_options=self.compiler_options)
 
 
-def _traced(fn: Callable, static: dict[str, Any]) -> partial:
-    """The jitted ``fn`` with ``static`` bound, traced as usual."""
-    return partial(fn, **static)
+def _traced(fn: Callable, static: dict[str, Any], compiler_options: dict[str, Any] | None = None) -> Callable:
+    """The jitted ``fn`` with ``static`` bound, traced as usual (jitted again with ``compiler_options``, if any)."""
+    bound = partial(fn, **static)
+    return bound if compiler_options is None else jax.jit(bound, compiler_options=compiler_options)

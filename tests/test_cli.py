@@ -50,6 +50,8 @@ def test_space_show_and_list(capsys, data_dir):
     (["score", "--channels", "100000"], "needs at least"),
     (["score", "--dataset", "ImageNet16-120", "--data", "."], "ntkscore data convert ImageNet16-120"),
     (["search", "--benchmark", "--data", ".", "--inputs", "random"], "--benchmark needs"),
+    (["score", "--no-cpu-library-fusions", "--engine", "jacobian", "--inputs", "random"],
+     "cpu_library_fusions=False compiles the layerwise engine's programs"),
 ])
 def test_errors_are_one_clear_line(capsys, argv, message):
     assert main(argv) == 2

@@ -57,6 +57,18 @@ def test_a_damaged_artifact_or_no_directory_calls_the_function(tmp_path):
     np.testing.assert_allclose(np.asarray(off(spectrum_sum, *ARGS, power=2)), expected, rtol=1e-6)
 
 
+def test_compiler_options_reach_every_program_stored_or_traced(tmp_path):
+    """The options are XLA's, given to each compilation: an unknown one fails the stored and the traced program alike
+    (a known one: tests/test_precision.py)."""
+    bad = {"xla_cpu_no_such_option": ""}
+    for programs in (exported.Programs(tmp_path, compiler_options=bad), exported.Programs(None, compiler_options=bad)):
+        with pytest.raises(Exception, match="No such compile option: 'xla_cpu_no_such_option'"):
+            programs(spectrum_sum, *ARGS, power=2)
+    assert list(tmp_path.glob(f"*{exported.SUFFIX}"))  # the stored program does not depend on them
+    np.testing.assert_allclose(np.asarray(exported.Programs(tmp_path)(spectrum_sum, *ARGS, power=2)),
+                               np.asarray(spectrum_sum(*ARGS, power=2)), rtol=1e-6)
+
+
 def test_scores_through_artifacts_equal_the_traced_programs():
     settings = ScoreSettings(**FEWEST_SETTINGS)
     cell = "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"

@@ -43,3 +43,39 @@ def test_scoring_programs_are_traced_and_lowered_at_highest_precision(monkeypatc
         found = _precisions(lowered())
     assert len(found) > 20 and set(found) == {"HIGHEST"}  # the attack's and the kernels' convolutions and dots
     assert "DEFAULT" in _precisions(lowered())  # the check can fail: outside the context the backend decides
+
+
+def test_cpu_library_fusions_off_compiles_with_xla_s_own_kernels():
+    """On a CPU XLA hands this convolution and reduction to YNNPACK by default; the option of
+    ``cpu_library_fusions=False`` compiles them without (an option a jaxlib no longer knows fails here)."""
+    from ntkscore.kernels.precision import LIBRARY_FUSIONS_OFF, compiler_options
+
+    assert compiler_options(True) is None
+    if jax.default_backend() != "cpu":
+        assert compiler_options(False) is None
+        return
+    assert compiler_options(False) == LIBRARY_FUSIONS_OFF
+    x, w = jnp.ones((64, 16, 16, 8)), jnp.ones((3, 3, 8, 8))
+
+    def f(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return (jax.nn.relu(y) ** 2).sum(axis=(1, 2))
+
+    default = jax.jit(f).lower(x, w).compile().as_text()
+    without = jax.jit(f, compiler_options=compiler_options(False)).lower(x, w).compile().as_text()
+    assert "ynn" in default and "ynn" not in without
+
+
+def test_cpu_library_fusions_off_is_refused_where_it_would_not_apply():
+    import numpy as np
+    import pytest
+
+    from ntkscore import score_model
+
+    with pytest.raises(ValueError, match="cpu_library_fusions must be True or False"):
+        ScoreSettings(cpu_library_fusions="no")
+    with pytest.raises(ValueError, match="compiles the layerwise engine's programs.*engine='jacobian'"):
+        Scorer(ScoreSettings(**{**FEWEST_SETTINGS, "engine": "jacobian", "cpu_library_fusions": False}))
+    x, y = np.zeros((2, 4), np.float32), np.zeros(2, np.int32)
+    with pytest.raises(ValueError, match="score_model compiles with XLA's defaults"):
+        score_model(lambda p, v: v @ p, np.ones((4, 3), np.float32), x, y, cpu_library_fusions=False)

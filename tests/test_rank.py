@@ -63,6 +63,10 @@ def test_settings_mismatch_is_refused(tmp_path):
     out.write_text("arch,K.lambda_min,setting.seed\n" + CELLS[0] + ",1.0,1\n")
     with pytest.raises(ValueError, match="produced with seed=1"):
         finished(out, {"seed": 0})
+    out.write_text("arch,K.lambda_min,setting.seed\n" + CELLS[0] + ",1.0,0\n")  # from before the setting existed
+    with pytest.raises(ValueError, match="produced with cpu_library_fusions=True, this run has cpu_library_fusions"):
+        finished(out, {"seed": 0, "cpu_library_fusions": False})
+    assert finished(out, {"seed": 0, "cpu_library_fusions": True})[1] == {CELLS[0]}
     out.write_text("arch,K.lambda_min,setting.eps\n" + CELLS[0] + f",1.0,{8 / 255}\n")
     with pytest.raises(ValueError, match="produced with eps=8/255, this run has eps=4/255"):  # the CLI's units
         finished(out, {"eps": 4 / 255})

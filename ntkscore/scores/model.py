@@ -98,6 +98,9 @@ def score_model(model, params, x, y, *, key=None, batched: bool | None = None, c
         compilation_cache.enable()
     apply_fn, params = as_apply_fn(model, params, batched)
     s = replace(ScoreSettings(), **{"proxies": False, "family": False, "kernels": "all", **settings})
+    if not s.cpu_library_fusions:
+        raise ValueError("cpu_library_fusions=False applies to the NB201 scorer's programs; score_model compiles "
+                         "with XLA's defaults")
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(y)
     if x.ndim < 2 or y.shape != (x.shape[0],) or not jnp.issubdtype(y.dtype, jnp.integer):

@@ -31,6 +31,8 @@ SHIPPED = ("value", "robustness")
 """Names of the shipped predictors, in ``ntkscore/scores/predictors/<name>.json``."""
 UNFINGERPRINTED = ("logit_chunk", "arch_batch")
 """Settings that change no feature value, never part of a fingerprint."""
+LEGACY_SETTINGS = {"cpu_library_fusions": True}
+"""Settings fields that older rank tables and predictors do not record, with the value they were computed at."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,9 +129,11 @@ def _canonical(value):
 
 def differences(predictor: Predictor, settings: Mapping[str, Any]) -> list[str]:
     """``"field: fitted at A, given B"`` for each fingerprinted field where ``settings`` differ."""
-    given = fingerprint(settings, list(predictor.settings))
+    fitted_at = {**{k: v for k, v in LEGACY_SETTINGS.items() if k not in predictor.settings}, **predictor.settings}
+    settings = {**LEGACY_SETTINGS, **settings}
+    given = fingerprint(settings, list(fitted_at))
     out = []
-    for key, fitted in predictor.settings.items():
+    for key, fitted in fitted_at.items():
         if not _equal(_canonical(fitted), given[key]):
             out.append(f"{key}: fitted at {_shown(fitted)}, given {_shown(settings.get(key))}")
     return out

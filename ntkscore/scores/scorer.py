@@ -43,7 +43,7 @@ from ..kernels import family as family_lib
 from ..kernels import pipeline, theory
 from ..kernels.ntk import ntk_pairs
 from ..kernels.pipeline import KERNEL_PAIRS, KERNEL_SETS, CellNetwork
-from ..kernels.precision import scoring_precision
+from ..kernels.precision import compiler_options, scoring_precision
 from . import predictor as predictor_lib
 from .result import Score
 from .settings import ScoreSettings
@@ -169,7 +169,8 @@ class Scorer:
                  predictors: Sequence[predictor_lib.Predictor] | None = None):
         if cache:
             compilation_cache.enable()
-        self._programs = exported.Programs(True if cache else None)
+        self._programs = exported.Programs(True if cache else None,
+                                           compiler_options=compiler_options(settings.cpu_library_fusions))
         self._compiled = False
         self.settings = settings
         self.config = settings.network_config()
@@ -189,6 +190,10 @@ class Scorer:
         if self.arch_batch > 1 and not self._layerwise:
             raise ValueError("arch_batch > 1 needs the layerwise engine with output 'trace' or 'sum' "
                              f"(got engine={settings.engine!r}, output={settings.output!r}); use arch_batch=1")
+        if not settings.cpu_library_fusions and not self._layerwise:
+            raise ValueError("cpu_library_fusions=False compiles the layerwise engine's programs; use "
+                             f"engine='layerwise' with output 'trace' or 'sum' (got engine={settings.engine!r}, "
+                             f"output={settings.output!r}), or cpu_library_fusions=True")
         _check_memory(self.config, max(settings.batch_size, settings.proxy_batch_size if settings.proxies else 0))
         self.apply_fn = CellNetwork(self.config)
         self.attack_fn = CellNetwork(self.config, input_gradients_only=True)

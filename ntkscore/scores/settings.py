@@ -23,7 +23,9 @@ class ScoreSettings:
     ``"robust"``: + K̃_ε, K̄_ε; ``"all"``: + K̃_2ε, K̄_2ε; ``"none"``), ``output`` (``"trace"`` over the logits,
     ``"sum"`` of the logits, ``"full"``), ``engine`` (``"layerwise"`` or the reference ``"jacobian"``),
     ``betas`` of the mixed kernels. ``proxies`` adds the zero-cost terms on ``proxy_batch_size`` images;
-    ``family`` the NTK family (``fisher_batch_size`` images for the Fisher spectrum).
+    ``family`` the NTK family (``fisher_batch_size`` images for the Fisher spectrum). ``cpu_library_fusions``
+    (on a CPU; the layerwise engine): ``True`` compiles with XLA's default YNNPACK library fusions, ``False`` with
+    XLA's own kernels (faster on a small CPU; scores move at float32 rounding; :mod:`ntkscore.kernels.precision`).
 
     The defaults are the settings of the shipped learned scores (:mod:`ntkscore.scores.predictor`): a one-cell-per-
     stage network with C = 8 on 16×16 images, B = 20, the clean and attacked kernels, the NTK family and the
@@ -53,6 +55,7 @@ class ScoreSettings:
     family: bool = True
     fisher_batch_size: int = 4
     init: str = "kaiming"
+    cpu_library_fusions: bool = True
 
     def __post_init__(self) -> None:
         data.dataset_info(self.dataset)
@@ -86,6 +89,8 @@ class ScoreSettings:
             if not 0.0 <= b <= 1.0:
                 raise ValueError(f"each beta must be in [0, 1], got {b}")
         attack.validate(self.eps, self.step_size, self.steps)
+        if not isinstance(self.cpu_library_fusions, bool):
+            raise ValueError(f"cpu_library_fusions must be True or False, got {self.cpu_library_fusions!r}")
 
     @classmethod
     def real_shape(cls, **changes) -> "ScoreSettings":

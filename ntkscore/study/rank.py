@@ -23,6 +23,7 @@ import pandas as pd
 
 from .. import __version__
 from ..cell.space import Arch, as_arch, unique_archs
+from ..scores.predictor import LEGACY_SETTINGS
 from ..scores.result import Score
 
 VERSION_COLUMN = "ntkscore_version"
@@ -76,6 +77,11 @@ def _repair(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
+def _legacy(key: str) -> str | None:
+    """What a file written before ``key`` was recorded holds for it (``None``: not known)."""
+    return str(LEGACY_SETTINGS[key]) if key in LEGACY_SETTINGS else None
+
+
 def finished(path: str | os.PathLike, settings: dict | None = None) -> tuple[list[str], set[str]]:
     """Header and the arch strings already in ``path`` (after repairing a torn last line).
 
@@ -97,7 +103,7 @@ def finished(path: str | os.PathLike, settings: dict | None = None) -> tuple[lis
                 for key, value in settings.items():
                     if key in IGNORED_ON_RESUME:
                         continue
-                    stored = row.get(f"setting.{key}")
+                    stored = row.get(f"setting.{key}", _legacy(key))
                     if stored is not None and stored != ("" if value is None else str(value)):
                         raise ValueError(f"{path} was produced with {_shown(key, stored)}, this run has "
                                          f"{_shown(key, value)}; use another output file (--out) or the same settings")
