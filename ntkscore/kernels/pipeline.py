@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
