@@ -84,7 +84,11 @@ def main() -> None:
                      f"{', '.join(f'{r:.4f}' for r in v['robustness'])} |")
     lines += ["", "ntkscore compiles with XLA's default: the committed score tables, and the shipped predictors "
               "fitted on them, were computed that way, and a row that changes any metric would need them "
-              "recomputed."]
+              "recomputed. The setting `cpu_library_fusions=False` compiles its scoring programs as the last row "
+              "(through compiler options, not `XLA_FLAGS`: the rest of the process keeps XLA's defaults), where "
+              "`value` and `robustness` are not computed. The second cell is a one-time cost: each branch of the "
+              "cell's switches prepares its library kernels when it first runs (`benchmarks/first_call.py` gives "
+              "the mean of later cells)."]
     (RESULTS / "cpu_fusions.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
