@@ -1,11 +1,15 @@
-"""Every matmul and convolution of a score runs at HIGHEST precision, whatever the backend's default (TF32 on GPUs)."""
+"""Every matmul and convolution of a score runs at HIGHEST precision, whatever the backend's default (TF32 on GPUs);
+the scoring programs compile with or without XLA:CPU's library fusions as ``cpu_library_fusions`` says."""
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
 from conftest import FEWEST_SETTINGS
 
-from ntkscore import Scorer, ScoreSettings, proxies
+from ntkscore import Scorer, ScoreSettings, proxies, score_model
 from ntkscore.kernels import pipeline
+from ntkscore.kernels.precision import LIBRARY_FUSIONS_OFF, compiler_options
 
 
 def _precisions(text: str) -> list[str]:
@@ -48,8 +52,6 @@ def test_scoring_programs_are_traced_and_lowered_at_highest_precision(monkeypatc
 def test_cpu_library_fusions_off_compiles_with_xla_s_own_kernels():
     """On a CPU XLA hands this convolution and reduction to YNNPACK by default; the option of
     ``cpu_library_fusions=False`` compiles them without (an option a jaxlib no longer knows fails here)."""
-    from ntkscore.kernels.precision import LIBRARY_FUSIONS_OFF, compiler_options
-
     assert compiler_options(True) is None
     if jax.default_backend() != "cpu":
         assert compiler_options(False) is None
@@ -67,11 +69,6 @@ def test_cpu_library_fusions_off_compiles_with_xla_s_own_kernels():
 
 
 def test_cpu_library_fusions_off_is_refused_where_it_would_not_apply():
-    import numpy as np
-    import pytest
-
-    from ntkscore import score_model
-
     with pytest.raises(ValueError, match="cpu_library_fusions must be True or False"):
         ScoreSettings(cpu_library_fusions="no")
     with pytest.raises(ValueError, match="compiles the layerwise engine's programs.*engine='jacobian'"):
