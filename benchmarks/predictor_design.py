@@ -36,8 +36,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 DESIGN = RESULTS / "design"
 CHEAP = "--channels 8 --cells-per-stage 1 --input-size 16 --kernels robust --family"
 RUNS = {
-    "kaiming_b20": f"ntkscore rank --archs dev_cells.txt {CHEAP} --batch-size 20 --out kaiming_b20.csv (its rows "
-                   "begin the whole-space seed-0 table, space_seed0.csv.gz, which is read instead)",
+    "kaiming_b20": f"ntkscore rank --all {CHEAP} --batch-size 20 --out seed0.csv (the whole-space seed-0 table of "
+                   "ntkscore 0.5.0; its development rows kept as kaiming_b20.csv.gz)",
     "torch_b20": f"ntkscore rank --archs dev_cells.txt {CHEAP} --batch-size 20 --init torch --out torch_b20.csv",
     "kaiming_b64": f"ntkscore rank --archs dev_cells_150.txt {CHEAP} --no-family --batch-size 64 --out kaiming_b64.csv",
     "zc_c16n1": "ntkscore rank --archs dev_cells.txt --channels 16 --cells-per-stage 1 --input-size 16 --kernels none "
@@ -48,18 +48,16 @@ RUNS = {
 """The development tables and the commands that scored them (``dev_cells.txt``: the development cells' strings,
 written by ``--write-cells``, with ``dev_cells_150.txt`` / ``dev_cells_300.txt`` the first 150 / 300 of a seed-0
 permutation of them; B = 64 runs without the NTK family, whose program hangs in XLA:CPU at that batch size, and is
-compared with the baseline's features without the family on the same cells); each ran with ``NTKSCORE_DATA`` set, its CSV then gzipped into ``design/``."""
+compared with the baseline's features without the family on the same cells); each ran with ``NTKSCORE_DATA`` set, its CSV then gzipped into ``design/``.
+All were scored with XLA:CPU's library fusions (``cpu_library_fusions=True``, the only way then): the design compares
+them with each other; the shipped predictors were then fitted with the design's choices on tables scored at the
+default settings (``benchmarks/fit_predictors.py``)."""
 GRID = [{"num_boost_round": n, "num_leaves": leaves, "learning_rate": lr, "min_data_in_leaf": m}
         for n, lr in ((400, 0.03), (800, 0.03), (300, 0.06)) for leaves in (7, 15, 31) for m in (10, 20)]
 
 
 def load(name: str) -> pd.DataFrame:
-    """A development table; the baseline's rows are those of the whole-space seed-0 table (the same run)."""
-    if name == "kaiming_b20":
-        path = RESULTS / "space_seed0.csv.gz"
-        table = rank.read_scores(path if path.exists() else ROOT / "runs" / "space" / "seed0.csv")  # while it runs
-        cells = set((DESIGN / "dev_cells.txt").read_text().split())
-        return table[table.arch.isin(cells)].drop(columns=["value", "robustness"], errors="ignore").reset_index(drop=True)
+    """A development table (:data:`RUNS`)."""
     return rank.read_scores(DESIGN / f"{name}.csv.gz")
 
 
