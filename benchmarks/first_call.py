@@ -6,8 +6,9 @@ cache cold (empty) and warm (filled by the cold run); and ``correlate``'s bootst
 Each scoring row is a fresh ``python`` process that imports ntkscore, builds the default :class:`ntkscore.Scorer`
 (what ``ntkscore score`` does) and scores NB201 index 1's cell; it reports the import time, the scorer's
 construction (weights, batches), the first cell's call (compilation or cache loads included), a second cell in the
-same process, the mean of :data:`LATER` more, and the XLA compilations made; once with XLA's default CPU kernels and
-once with ``cpu_library_fusions=False`` (:data:`VARIANTS`). The correlate rows time :func:`ntkscore.study.evaluate.correlate` with
+same process, the mean of :data:`LATER` more, and the XLA compilations made; once at the default settings (the
+scoring programs compiled with XLA:CPU's own kernels) and once with ``cpu_library_fusions=True`` (XLA:CPU's
+YNNPACK library fusions; :data:`VARIANTS`). The correlate rows time :func:`ntkscore.study.evaluate.correlate` with
 1000 bootstrap resamples over the default score columns of the committed whole-space table (``space_seed0.csv.gz``,
 its test cells, as ``ntkscore correlate`` uses them) and over its first 20 cells. Results:
 ``benchmarks/results/first_call.{md,json}``.
@@ -30,8 +31,9 @@ CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_con
 SECOND = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|"
 LATER = 20
 """Further cells timed in the same process (unique cells 200–219), their mean reported."""
-VARIANTS = {"XLA's default (YNNPACK library fusions)": {}, "`cpu_library_fusions=False`": {"cpu_library_fusions": False}}
-"""Settings of the scoring rows: the default settings, and the same without XLA:CPU's library fusions."""
+VARIANTS = {"the defaults (XLA:CPU's own kernels)": {},
+            "`cpu_library_fusions=True` (YNNPACK)": {"cpu_library_fusions": True}}
+"""Settings of the scoring rows: the default settings, and the same with XLA:CPU's library fusions."""
 PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -104,10 +106,10 @@ def main() -> None:
              f"Command: `{runs['command']}`. Machine: {runs['machine']}. A new process scores NB201 index 1's cell "
              "at the default settings (`ntkscore score`'s work: C8 N1 16×16, B = 20, PGD-7, the NTK family and the "
              f"zero-cost terms), then a second cell, then {LATER} more (their mean); the compilation cache empty (cold), "
-             "then as the cold run left it (warm). `ntkscore score` prints the first cell's time. Compiled with XLA's "
-             "defaults, and with `cpu_library_fusions=False` (`--no-cpu-library-fusions`: XLA:CPU's own kernels "
-             "instead of YNNPACK's; the scores move at float32 rounding, and `value` and `robustness`, fitted with "
-             "the defaults, are not computed).", "",
+             "then as the cold run left it (warm). `ntkscore score` prints the first cell's time. At the default "
+             "settings (the scoring programs compiled with XLA:CPU's own kernels), and with "
+             "`cpu_library_fusions=True` (`--cpu-library-fusions`: XLA:CPU's YNNPACK library fusions; the scores "
+             "move at float32 rounding, and `value` and `robustness`, fitted at the defaults, are not computed).", "",
              "| compiled with | cache | import s | scorer built s | first cell s | scoring s (built + first cell) | "
              "second cell s | later cells s | XLA compilations | compile s | whole process s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

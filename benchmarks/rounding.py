@@ -1,15 +1,17 @@
 """How far float32 rounding moves the shipped scores: cells of the committed whole-space table rescored in a new
-process with XLA:CPU's YNNPACK fusions turned off, so that every dot and convolution runs other CPU kernels (a
-different summation order, the kind of change another CPU, a GPU or another jaxlib brings), then compared with the
-table.
+process with ``cpu_library_fusions=True``, so that the scoring programs' dots, convolutions and reductions run
+XLA:CPU's YNNPACK kernels (a different summation order, the kind of change another CPU, a GPU or another jaxlib
+brings), then compared with the table.
 
     python benchmarks/rounding.py [--cells 60]     # ~2 min on a 2-core CPU (one cold compilation, then 0.3 s a cell)
 
-The cells are a seeded sample of ``space_seed0.csv.gz`` (scored with XLA's default CPU kernels). The script first
-rescores them with the defaults: the columns of ``COLUMNS`` must equal the table to its digits, and every other
-numeric column that does not is reported with its largest relative difference. Then, for each column of
-``COLUMNS``: Kendall τ between the table and the rescoring without the fusions, and the largest and median absolute
-difference beside the column's standard deviation over the sample. Results: ``benchmarks/results/rounding.{md,json}``.
+The cells are a seeded sample of ``space_seed0.csv.gz`` (scored at the default settings: XLA:CPU's own kernels). The
+script first rescores them with the defaults: the columns of ``COLUMNS`` must equal the table to its digits, and
+every other numeric column that does not is reported with its largest relative difference. Then, for each column of
+``COLUMNS``: Kendall τ between the table and the rescoring with the library fusions, and the largest and median
+absolute difference beside the column's standard deviation over the sample. There ``value`` and ``robustness``
+are the shipped predictors applied to the moved features directly (``Scorer`` does not compute them at settings
+they were not fitted at). Results: ``benchmarks/results/rounding.{md,json}``.
 """
 
 from __future__ import annotations
@@ -30,24 +32,28 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ("value", "robustness", "K.lambda_min", "K_rob.lambda_min", "K_rob.trace", "zc.naswot", "zc.synflow",
            "zc.meco")
-YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type="
+OTHER_ORDER = {"cpu_library_fusions": True}
+"""The settings changed for the rescoring in another summation order."""
 RESCORE = """
 import json, sys
 import ntkscore
-scorer = ntkscore.Scorer()
-print(json.dumps([scorer(a).metrics for a in json.loads(sys.argv[1])]))
+from ntkscore.scores import predictor
+scorer = ntkscore.Scorer(ntkscore.ScoreSettings(**json.loads(sys.argv[2])))
+rows = [scorer(a).metrics for a in json.loads(sys.argv[1])]
+for name in predictor.SHIPPED:  # applied to the features without the settings check, where the scorer refused
+    for row in rows:
+        row.setdefault(name, predictor.shipped(name).predict(row))
+print(json.dumps(rows))
 """
 
 
-def rescore(archs: list[str], xla_flags: str | None) -> pd.DataFrame:
-    """``archs`` scored at the default settings in a new process with ``XLA_FLAGS`` (``None``: as it is set)."""
+def rescore(archs: list[str], changes: dict) -> pd.DataFrame:
+    """``archs`` scored at the default settings with ``changes`` in a new process with its own compilation cache."""
     env = dict(os.environ)
-    if xla_flags is not None:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
     with tempfile.TemporaryDirectory() as cache:  # its own compilation cache: nothing compiled elsewhere is reused
         env["NTKSCORE_CACHE"] = cache
-        out = subprocess.run([sys.executable, "-c", RESCORE, json.dumps(archs)], env=env, capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", RESCORE, json.dumps(archs), json.dumps(changes)], env=env,
+                             capture_output=True, text=True, check=True)
     return pd.DataFrame(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -85,24 +91,26 @@ def main() -> None:
     args = parser.parse_args()
     table = pd.read_csv(RESULTS / "space_seed0.csv.gz").sample(args.cells, random_state=2).reset_index(drop=True)
     archs = table["arch"].tolist()
-    defaults = rescore(archs, None)
+    defaults = rescore(archs, {})
     same = compare(table, defaults)
     if any(r["changed"] for r in same):
         raise SystemExit(f"a rescoring with XLA's defaults does not reproduce the table: {same}")
     reproduced = reproduction(table, defaults)
-    rows = compare(table, rescore(archs, YNN_OFF))
+    rows = compare(table, rescore(archs, OTHER_ORDER))
     command = f"python benchmarks/rounding.py --cells {args.cells}"
     (RESULTS / "rounding.json").write_text(json.dumps({"command": command, "rows": rows,
                                                        "defaults": reproduced}, indent=1) + "\n")
     moved = reproduced["moved"]
     lines = ["# Float32 rounding and the shipped scores", "",
              f"Command: `{command}`. {args.cells} cells of `space_seed0.csv.gz` (seeded sample) rescored at the "
-             "default settings in a new process. With XLA's default CPU kernels, "
+             "default settings in a new process. With the same settings, "
              f"{reproduced['columns'] - len(moved)} of the table's {reproduced['columns']} numeric columns equal "
              "it to its 15 significant digits, the columns below among them"
              + (f"; {len(moved)} do not (largest relative difference of each: "
                 + ", ".join(f"{c} {moved[c]:.1e}" for c in sorted(moved)) + ")" if moved else "")
-             + f". With `XLA_FLAGS={YNN_OFF}` (YNNPACK fusions off: other CPU kernels, another summation order):",
+             + ". With `cpu_library_fusions=True` (XLA:CPU's YNNPACK kernels in the scoring programs: another "
+             "summation order; `value` and `robustness` are the shipped predictors applied to the moved features, "
+             "which `Scorer` itself refuses):",
              "",
              "| column | τ with the table | max abs diff | median abs diff | sd over the cells | cells changed |",
              "|---|---|---|---|---|---|"]

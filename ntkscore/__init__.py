@@ -9,7 +9,7 @@ The subpackages follow the data flow: ``cell`` (space, network, cost) → ``inpu
 scorer, formulas, result) → ``study`` (rank, benchmark tables, evaluation, fitting) → ``cli``.
 """
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 from .cell.space import OPS, Arch, all_archs, unique_archs  # noqa: E402
 from .kernels.ntk import empirical_ntk_fn, ntk_pairs  # noqa: E402

@@ -42,10 +42,11 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", choices=["kaiming", "torch"], default=d.init,
                    help="initialisation: kaiming (Kaiming-normal fan-out convs, classifier N(0, 0.01²)) or torch "
                         "(PyTorch's default, which the benchmarks trained from)")
-    g.add_argument("--cpu-library-fusions", action=argparse.BooleanOptionalAction, default=d.cpu_library_fusions,
-                   help="on a CPU, compile with XLA's YNNPACK library fusions (default on, the shipped scores' "
-                        "setting); --no-cpu-library-fusions: XLA's own kernels, a faster warm first score on a small "
-                        "CPU, scores at other float32 rounding (value and robustness are not computed there)")
+    g.add_argument("--cpu-library-fusions", action=argparse.BooleanOptionalAction, default=None,
+                   help="on a CPU, compile the layerwise engine's programs with XLA:CPU's YNNPACK library fusions "
+                        "(default off: XLA's own kernels, the shipped scores' setting and a faster first score on a "
+                        "small CPU); --cpu-library-fusions moves the scores at float32 rounding, and value and "
+                        "robustness are not computed there. The Jacobian engine always runs with XLA's defaults")
     g.add_argument("--engine", choices=["layerwise", "jacobian"], default="layerwise",
                    help="NTK engine: layerwise (default, fastest) or per-sample Jacobians (the reference)")
     g.add_argument("--channels", type=int, default=d.channels, help=f"C of the network (default {d.channels}; the benchmark's is 16)")

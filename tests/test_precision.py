@@ -68,8 +68,12 @@ def test_cpu_library_fusions_off_compiles_with_xla_s_own_kernels():
     assert "ynn" in default and "ynn" not in without
 
 
-def test_cpu_library_fusions_off_is_refused_where_it_would_not_apply():
-    with pytest.raises(ValueError, match="cpu_library_fusions must be True or False"):
+def test_cpu_library_fusions_are_off_where_they_apply_and_refused_off_elsewhere():
+    assert ScoreSettings().cpu_library_fusions is False  # the layerwise engine's programs
+    assert ScoreSettings(engine="jacobian").cpu_library_fusions is True  # op by op, XLA's defaults
+    assert ScoreSettings(output="full").cpu_library_fusions is True
+    assert ScoreSettings(cpu_library_fusions=True).cpu_library_fusions is True
+    with pytest.raises(ValueError, match="cpu_library_fusions must be True, False or None"):
         ScoreSettings(cpu_library_fusions="no")
     with pytest.raises(ValueError, match="compiles the layerwise engine's programs.*engine='jacobian'"):
         Scorer(ScoreSettings(**{**FEWEST_SETTINGS, "engine": "jacobian", "cpu_library_fusions": False}))

@@ -65,23 +65,24 @@ def test_a_mismatched_fingerprint_refuses_naming_the_difference():
 
 def test_settings_a_fingerprint_predates_count_at_the_value_they_were_computed_at():
     """Tables and predictors written before ``cpu_library_fusions`` was recorded were computed with XLA's library
-    fusions: they match True, and refuse False, on either side."""
+    fusions: they match True, and refuse False (the default), on either side."""
     old_table, y = _table(60)
     old_table = old_table.drop(columns=["setting.cpu_library_fusions"])
     fitted = learn.fit_predictor(old_table, y, ["K.lambda_min", "zc.meco"], "value", "synthetic",
                                  predictor.table_settings(old_table), folds=0)
     assert "cpu_library_fusions" not in fitted.settings
-    assert predictor.differences(fitted, asdict(SETTINGS)) == []
-    off = asdict(ScoreSettings(**{**TINY_SETTINGS, "cpu_library_fusions": False}))
-    assert predictor.differences(fitted, off) == ["cpu_library_fusions: fitted at True, given False"]
-    table, y = _table(60, settings=ScoreSettings(**{**TINY_SETTINGS, "cpu_library_fusions": False}))
+    on = asdict(ScoreSettings(**{**TINY_SETTINGS, "cpu_library_fusions": True}))
+    assert predictor.differences(fitted, on) == []
+    assert not SETTINGS.cpu_library_fusions  # the default for the layerwise engine
+    assert predictor.differences(fitted, asdict(SETTINGS)) == ["cpu_library_fusions: fitted at True, given False"]
+    table, y = _table(60)
     new = learn.fit_predictor(table, y, ["K.lambda_min", "zc.meco"], "value", "synthetic",
                               predictor.table_settings(table), folds=0)
     assert predictor.differences(new, {k: v for k, v in asdict(SETTINGS).items() if k != "cpu_library_fusions"}) \
         == ["cpu_library_fusions: fitted at False, given True"]
     for shipped in predictor.shipped_predictors():
-        assert "cpu_library_fusions: fitted at True, given False" in predictor.mismatch_message(
-            shipped, asdict(ScoreSettings(cpu_library_fusions=False)))
+        assert "cpu_library_fusions: fitted at False, given True" in predictor.mismatch_message(
+            shipped, asdict(ScoreSettings(cpu_library_fusions=True)))
 
 
 def test_scorer_applies_a_predictor_at_its_settings_only():

@@ -97,7 +97,8 @@ def score_model(model, params, x, y, *, key=None, batched: bool | None = None, c
     if cache:
         compilation_cache.enable()
     apply_fn, params = as_apply_fn(model, params, batched)
-    s = replace(ScoreSettings(), **{"proxies": False, "family": False, "kernels": "all", **settings})
+    s = replace(ScoreSettings(), **{"proxies": False, "family": False, "kernels": "all", "cpu_library_fusions": True,
+                                      **settings})
     if not s.cpu_library_fusions:
         raise ValueError("cpu_library_fusions=False applies to the NB201 scorer's programs; score_model compiles "
                          "with XLA's defaults")

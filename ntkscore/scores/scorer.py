@@ -193,7 +193,8 @@ class Scorer:
         if not settings.cpu_library_fusions and not self._layerwise:
             raise ValueError("cpu_library_fusions=False compiles the layerwise engine's programs; use "
                              f"engine='layerwise' with output 'trace' or 'sum' (got engine={settings.engine!r}, "
-                             f"output={settings.output!r}), or cpu_library_fusions=True")
+                             f"output={settings.output!r}), or cpu_library_fusions=True (or None: XLA's defaults for the "
+                             "Jacobian engine)")
         _check_memory(self.config, max(settings.batch_size, settings.proxy_batch_size if settings.proxies else 0))
         self.apply_fn = CellNetwork(self.config)
         self.attack_fn = CellNetwork(self.config, input_gradients_only=True)
@@ -229,7 +230,7 @@ class Scorer:
 
     @property
     def _layerwise(self) -> bool:
-        return self.settings.engine == "layerwise" and self.settings.output != "full"
+        return self.settings.layerwise
 
     def _kernels_of_cell(self, arch: Arch) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Kernels by name, ``(n, n)`` each or ``(G, n, n)`` split by parameter group (the layerwise engine), and

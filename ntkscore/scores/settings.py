@@ -24,8 +24,10 @@ class ScoreSettings:
     ``"sum"`` of the logits, ``"full"``), ``engine`` (``"layerwise"`` or the reference ``"jacobian"``),
     ``betas`` of the mixed kernels. ``proxies`` adds the zero-cost terms on ``proxy_batch_size`` images;
     ``family`` the NTK family (``fisher_batch_size`` images for the Fisher spectrum). ``cpu_library_fusions``
-    (on a CPU; the layerwise engine): ``True`` compiles with XLA's default YNNPACK library fusions, ``False`` with
-    XLA's own kernels (faster on a small CPU; scores move at float32 rounding; :mod:`ntkscore.kernels.precision`).
+    (on a CPU): ``False`` compiles the layerwise engine's programs with XLA's own kernels (a faster first score on a
+    small CPU), ``True`` with XLA's default YNNPACK library fusions (the scores move at float32 rounding;
+    :mod:`ntkscore.kernels.precision`); ``None`` (default) is ``False`` for the layerwise engine and ``True`` for
+    the Jacobian reference, which runs op by op with XLA's defaults.
 
     The defaults are the settings of the shipped learned scores (:mod:`ntkscore.scores.predictor`): a one-cell-per-
     stage network with C = 8 on 16×16 images, B = 20, the clean and attacked kernels, the NTK family and the
@@ -55,7 +57,7 @@ class ScoreSettings:
     family: bool = True
     fisher_batch_size: int = 4
     init: str = "kaiming"
-    cpu_library_fusions: bool = True
+    cpu_library_fusions: bool | None = None
 
     def __post_init__(self) -> None:
         data.dataset_info(self.dataset)
@@ -89,8 +91,17 @@ class ScoreSettings:
             if not 0.0 <= b <= 1.0:
                 raise ValueError(f"each beta must be in [0, 1], got {b}")
         attack.validate(self.eps, self.step_size, self.steps)
+        if self.cpu_library_fusions is None:  # off where it applies: the layerwise engine's programs
+            object.__setattr__(self, "cpu_library_fusions", not self.layerwise)
         if not isinstance(self.cpu_library_fusions, bool):
-            raise ValueError(f"cpu_library_fusions must be True or False, got {self.cpu_library_fusions!r}")
+            raise ValueError(f"cpu_library_fusions must be True, False or None (by the engine), "
+                             f"got {self.cpu_library_fusions!r}")
+
+    @property
+    def layerwise(self) -> bool:
+        """Whether the kernels are computed by the layerwise engine's compiled programs (``output`` ``"full"`` and
+        the ``"jacobian"`` engine run the per-sample Jacobian reference)."""
+        return self.engine == "layerwise" and self.output != "full"
 
     @classmethod
     def real_shape(cls, **changes) -> "ScoreSettings":
