@@ -180,17 +180,17 @@ class Scorer:
                              if (m := predictor_lib.mismatch_message(p, asdict(settings)))}
         """Why each predictor that does not apply at these settings is not (name → reason)."""
         if arch_batch is None:  # by device kind; the generic engine and the NTK family have no batched program
-            arch_batch = pipeline.default_arch_batch() if self._layerwise and not settings.family else 1
+            arch_batch = pipeline.default_arch_batch() if settings.layerwise and not settings.family else 1
         self.arch_batch = arch_batch
         if not isinstance(self.arch_batch, int) or self.arch_batch < 1:
             raise ValueError(f"arch_batch must be a positive int (cells per device step), got {self.arch_batch!r}")
         if self.arch_batch > 1 and settings.family:
             raise ValueError("the NTK family is computed one cell per device step; use arch_batch=1, or "
                              "family=False (no --family) to batch cells")
-        if self.arch_batch > 1 and not self._layerwise:
+        if self.arch_batch > 1 and not settings.layerwise:
             raise ValueError("arch_batch > 1 needs the layerwise engine with output 'trace' or 'sum' "
                              f"(got engine={settings.engine!r}, output={settings.output!r}); use arch_batch=1")
-        if not settings.cpu_library_fusions and not self._layerwise:
+        if not settings.cpu_library_fusions and not settings.layerwise:
             raise ValueError("cpu_library_fusions=False compiles the layerwise engine's programs; use "
                              f"engine='layerwise' with output 'trace' or 'sum' (got engine={settings.engine!r}, "
                              f"output={settings.output!r}), or cpu_library_fusions=True (or None: XLA's defaults for the "
@@ -228,17 +228,13 @@ class Scorer:
                              f"{self.config.input_shape}")
         return x, y
 
-    @property
-    def _layerwise(self) -> bool:
-        return self.settings.layerwise
-
     def _kernels_of_cell(self, arch: Arch) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Kernels by name, ``(n, n)`` each or ``(G, n, n)`` split by parameter group (the layerwise engine), and
         the NTK family's device-side quantities (:func:`ntkscore.kernels.pipeline.cell_kernels`; the layerwise engine only)."""
         if self.settings.kernels == "none":
             return {}, {}
         ops = jnp.asarray(arch.ops, jnp.int32)
-        if self._layerwise:
+        if self.settings.layerwise:
             out, family = self._programs(pipeline.cell_kernels, self.params, ops, self.x, self.y, self._attack_key,
                                          spec=self._spec, config=self.config)
             return ({n: np.asarray(k, np.float64) for n, k in zip(KERNEL_SETS[self.settings.kernels], out)},
@@ -273,7 +269,7 @@ class Scorer:
 
         with ThreadPoolExecutor(1) as pool:
             done = pool.submit(zero_cost) if self.settings.proxies else None
-            if self._layerwise and self.settings.kernels != "none":
+            if self.settings.layerwise and self.settings.kernels != "none":
                 with scoring_precision():
                     self._programs.compile(pipeline.cell_kernels, self.params, ops, self.x, self.y,
                                            self._attack_key, spec=self._spec, config=self.config)
